@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module graph (see ARCHITECTURE.md):
+//   sm-runc (CLI) ──► VMM ──► CKVM (linux/kvm.h + ioctl shims)
+//        │            └─────► CSeccomp (libseccomp + libcap)
+//        └──────────► OCIBundle (runtime-spec types; depends on nothing)
+//   sm-init (guest agent, static) ──► AgentProtocol
+let package = Package(
+    name: "sm-runc",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sm-runc", targets: ["sm-runc"]),
+        .executable(name: "sm-init", targets: ["sm-init"]),
+        .executable(name: "sm-bench", targets: ["sm-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // C: <linux/kvm.h> and the non-variadic ioctl shims Swift cannot call directly.
+        .target(name: "CKVM"),
+        // C: libseccomp and libcap bridges (Debian's libseccomp-dev, libcap-dev).
+        .target(
+            name: "CSeccomp",
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
+        ),
+        .target(name: "OCIBundle"),
+        // C: guest-side libc calls Swift's Glibc module lacks (reboot(2)).
+        .target(name: "CGuest"),
+        // The VMM <-> guest agent contract. No Foundation: it is linked into the static agent.
+        .target(name: "AgentProtocol"),
+        .target(
+            name: "VMM",
+            dependencies: [
+                "CKVM",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .executableTarget(
+            name: "sm-runc",
+            dependencies: [
+                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // PID 1 in the guest. Linked as a fully static executable (glibc static), no Foundation.
+        .executableTarget(
+            name: "sm-init",
+            dependencies: ["AgentProtocol", "CGuest"],
+            linkerSettings: [.unsafeFlags(["-static-executable"])]
+        ),
+        // Benchmarks: programs that print figures (not timed tests).
+        .executableTarget(
+            name: "sm-bench",
+            dependencies: [
+                "VMM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/sm-bench"
+        ),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM"]),
+        .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"]),
+        .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
+        .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
+        .testTarget(name: "GuestBootTests", dependencies: ["VMM"]),
+    ]
+)

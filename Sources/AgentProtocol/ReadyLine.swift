@@ -1,0 +1,42 @@
+/// The contract between the VMM side and the guest agent `sm-init`.
+/// Version 1 knows one message: the agent's ready line on the guest console,
+/// printed once PID 1 has its filesystems and is ready for work.
+public enum AgentProtocol {
+    public static let version = 1
+
+    /// Kernel parameters the agent needs. Unknown `NAME=value` parameters reach PID 1
+    /// as environment variables. The Swift runtime's backtracer initialiser in a static
+    /// executable resolves its own path through /proc/self/exe and aborts when /proc
+    /// is not mounted yet, which is always so for PID 1; naming the (absent)
+    /// backtracer and disabling it skips that lookup.
+    public static let kernelParameters = ["SWIFT_BACKTRACE=enable=no,swift-backtrace=/sbin/swift-backtrace"]
+}
+
+/// `sm-init: ready v1 uptime=12.34` — the guest's uptime (seconds, from
+/// /proc/uptime) when the agent became ready. One line, ASCII, no Foundation.
+public struct ReadyLine: Equatable, Sendable {
+    public static let prefix = "sm-init: ready v"
+    public var version: Int
+    public var uptime: String
+
+    public init(version: Int = AgentProtocol.version, uptime: String) {
+        self.version = version
+        self.uptime = uptime
+    }
+
+    public var rendered: String { "\(Self.prefix)\(version) uptime=\(uptime)" }
+
+    /// Parses a ready line; nil for anything else (a hostile or garbled guest line included).
+    public init?(parsing line: some StringProtocol) {
+        let text = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+        guard text.utf8.count <= 128, text.hasPrefix(Self.prefix) else { return nil }
+        let rest = text.dropFirst(Self.prefix.count)
+        let parts = rest.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 2, let version = Int(parts[0]), version > 0, parts[1].hasPrefix("uptime=") else { return nil }
+        let uptime = parts[1].dropFirst("uptime=".count)
+        guard !uptime.isEmpty, uptime.allSatisfy({ $0.isNumber || $0 == "." }), Double(uptime) != nil else { return nil }
+        self.init(version: version, uptime: String(uptime))
+    }
+
+    public var uptimeSeconds: Double { Double(uptime) ?? 0 }
+}

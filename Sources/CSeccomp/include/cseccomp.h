@@ -1,0 +1,20 @@
+// CSeccomp: bridges to Debian's libseccomp and libcap for the VMM's confinement.
+// Only non-variadic entry points are used from Swift (seccomp_rule_add_array,
+// cap_set_proc...). Syscall numbers are resolved by name with seccomp_syscall_resolve_name.
+#ifndef CSECCOMP_H
+#define CSECCOMP_H
+#include <seccomp.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <linux/seccomp.h>
+
+/// SECCOMP_RET_KILL_PROCESS as libseccomp spells it (the whole VMM dies, never one thread).
+static const uint32_t CSECCOMP_ACT_KILL_PROCESS = SCMP_ACT_KILL_PROCESS;
+static const uint32_t CSECCOMP_ACT_ALLOW = SCMP_ACT_ALLOW;
+static inline uint32_t cseccomp_act_errno(uint16_t err) { return SCMP_ACT_ERRNO(err); }
+
+/// prctl(2) is variadic; these are the two calls confinement needs.
+static inline int cseccomp_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+static inline int cseccomp_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
+static inline int cseccomp_capbset_drop(int cap) { return prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); }
+#endif

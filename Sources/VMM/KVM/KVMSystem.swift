@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKVM
+
+/// The KVM system level: the `/dev/kvm` descriptor.
+/// Knows nothing of guest memory layout or devices (rust-vmm's `Kvm`).
+public final class KVMSystem: Sendable {
+    public static let expectedAPIVersion: Int32 = 12
+    public let path: String
+    let fd: OwnedDescriptor
+
+    /// Opens `/dev/kvm` and checks the API version (`KVM_GET_API_VERSION`).
+    public init(path: String = "/dev/kvm") throws(SystemCallError) {
+        self.path = path
+        fd = try OwnedDescriptor.open(path, flags: O_RDWR)
+        let version = try check("KVM_GET_API_VERSION", path) { ckvm_ioctl_value(fd.rawValue, CKVM_GET_API_VERSION, 0) }
+        guard version == Self.expectedAPIVersion else {
+            throw SystemCallError(call: "KVM_GET_API_VERSION", argument: "\(path) returned \(version), want 12", errno: .notSupported)
+        }
+    }
+
+    /// Wraps `KVM_CHECK_EXTENSION`: 0 when absent, else a capability-specific value.
+    public func checkExtension(_ capability: Int32) -> Int32 {
+        max(0, ckvm_ioctl_value(fd.rawValue, CKVM_CHECK_EXTENSION, UInt(capability)))
+    }
+
+    /// Wraps `KVM_GET_VCPU_MMAP_SIZE`: the size of each vCPU's `kvm_run` mapping.
+    public func vcpuMappingSize() throws(SystemCallError) -> Int {
+        Int(try check("KVM_GET_VCPU_MMAP_SIZE", path) { ckvm_ioctl_value(fd.rawValue, CKVM_GET_VCPU_MMAP_SIZE, 0) })
+    }
+
+    /// Wraps `KVM_GET_SUPPORTED_CPUID`.
+    public func supportedCPUID() throws(SystemCallError) -> [kvm_cpuid_entry2] {
+        var capacity: UInt32 = 128
+        while true {
+            let size = ckvm_cpuid2_size(capacity)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+            defer { raw.deallocate() }
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+            let header = raw.assumingMemoryBound(to: kvm_cpuid2.self)
+            header.pointee.nent = capacity
+            let rc = ckvm_ioctl_pointer(fd.rawValue, CKVM_GET_SUPPORTED_CPUID, raw)
+            if rc == -1 && errno == E2BIG && capacity < 4096 {
+                capacity *= 2
+                continue
+            }
+            if rc == -1 {
+                throw SystemCallError(call: "KVM_GET_SUPPORTED_CPUID", argument: path, errno: .init(rawValue: errno))
+            }
+            let count = Int(header.pointee.nent)
+            let entries = (raw + MemoryLayout<kvm_cpuid2>.size).assumingMemoryBound(to: kvm_cpuid_entry2.self)
+            return Array(UnsafeBufferPointer(start: entries, count: count))
+        }
+    }
+
+    /// Wraps `KVM_CREATE_VM` (machine type 0).
+    public func createVM() throws(SystemCallError) -> KVMVirtualMachine {
+        let vmFD = try check("KVM_CREATE_VM", path) { ckvm_ioctl_value(fd.rawValue, CKVM_CREATE_VM, 0) }
+        return KVMVirtualMachine(descriptor: OwnedDescriptor(adopting: vmFD), system: self)
+    }
+}

@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What kind of KVM this VMM runs on. Detected, never assumed: the workarounds for an
+/// emulating nested KVM are applied only there, and `--debug` says which was found.
+public enum HostKind: String, Sendable, CaseIterable {
+    /// KVM on VT-x / AMD-V: the guest runs natively.
+    case hardware
+    /// KVM provided by `kvm_pvm` with `pvm_native` (a pagetable-based nested
+    /// hypervisor): guest kernel code runs in KVM's instruction emulator, which lacks
+    /// some instructions, and SYSCALL from guest user mode does not reach CPL0.
+    case emulating
+
+    /// Reads `/sys/module/kvm_pvm/parameters/pvm_native`.
+    public static func detect(sysfs: String = "/sys/module") -> HostKind {
+        if let native = readFirstLine("\(sysfs)/kvm_pvm/parameters/pvm_native"), native.hasPrefix("Y") {
+            return .emulating
+        }
+        return .hardware
+    }
+
+    public var summary: String {
+        switch self {
+        case .hardware:
+            return "hardware KVM: guest code runs natively; no emulator workarounds"
+        case .emulating:
+            return "nested emulating KVM (kvm_pvm, pvm_native=Y): guest kernel code is emulated (~1000x slower); " +
+                "adding command-line workarounds for instructions the emulator lacks"
+        }
+    }
+
+    /// Kernel parameters that keep instructions the emulator cannot run out of the
+    /// guest kernel (see shared/notes/nested-kvm.md and guest/README.md). Features are
+    /// masked on the command line because KVM_SET_CPUID2 does not reach the guest's
+    /// kernel-mode CPUID on this hypervisor.
+    public var kernelWorkarounds: [String] {
+        switch self {
+        case .hardware:
+            return []
+        case .emulating:
+            return [
+                "noxsave",                       // XRSTOR is not emulated
+                "mitigations=off", "nopti",      // keep rarely emulated instructions out of entry paths
+                "clearcpuid=popcnt,cx16,movbe,smap,smep,fsgsbase,pcid,invpcid,rdrand,rdseed,rdpid,pku,umip,avx,avx2,bmi1,bmi2,erms,fsrm,la57",
+            ]
+        }
+    }
+}
+
+func readFirstLine(_ path: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+    let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return line.hasSuffix("\n") ? String(line.dropLast()) : line
+}

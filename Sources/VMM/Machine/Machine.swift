@@ -1,0 +1,381 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKVM
+import Dispatch
+import Synchronization
+
+/// The composition root (Firecracker's `builder`): KVM, guest memory, the kernel
+/// loader, devices, the event loop and the vCPU thread, put together for one boot.
+public final class Machine: @unchecked Sendable {
+    public let configuration: MachineConfiguration
+    public let hostKind: HostKind
+    public let commandLine: String
+
+    private let kvm: KVMSystem
+    private let vm: KVMVirtualMachine
+    private let memory: GuestMemory
+    private let vcpu: KVMVCPU
+    private let eventLoop: EventLoop
+    private let console: VirtioConsole
+    private let consoleTransport: VirtioMMIOTransport
+    private let mmio: Bus
+    private let pio: Bus
+    private let statistics = ExitStatistics()
+    private let setupCPU: Double
+    private let started: Double
+
+    private let stopRequested = Atomic<Bool>(false)
+    private let profiling = Atomic<Bool>(false)
+    // Owned by the vCPU thread until it finishes, then read by `run`.
+    private var vcpuThread: OSThread?
+    private var kvmRunCPU: Double = 0
+    private var profile = GuestProfile()
+
+    /// Builds the machine: nothing runs until `run`.
+    public init(_ configuration: MachineConfiguration) throws {
+        started = monotonicSeconds()
+        self.configuration = configuration
+        let log = configuration.log
+        guard (1...MachineConfiguration.maximumVCPUs).contains(configuration.vcpuCount) else {
+            throw MachineError.invalidConfiguration("vcpus \(configuration.vcpuCount): this VMM boots 1 vCPU (multi-vCPU bring-up is issue 8)")
+        }
+        let ramBytes = UInt64(configuration.memoryMiB) << 20
+        guard configuration.memoryMiB >= 32, ramBytes <= X86Layout.maximumRAM else {
+            throw MachineError.invalidConfiguration("memory \(configuration.memoryMiB) MiB: want 32 to \(X86Layout.maximumRAM >> 20) MiB")
+        }
+        hostKind = configuration.hostKind ?? HostKind.detect()
+        log("host: \(hostKind.summary)")
+
+        kvm = try KVMSystem()
+        for (capability, name) in [(KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"), (KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
+                                   (KVM_CAP_IRQFD, "KVM_CAP_IRQFD"), (KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")] {
+            guard kvm.checkExtension(capability) > 0 else { throw MachineError.missingCapability(name) }
+        }
+        vm = try kvm.createVM()
+        try vm.setTSSAddress(X86Layout.tss)
+        try vm.setIdentityMapAddress(X86Layout.identityMap)
+        try vm.createIRQChip()
+        if configuration.pit { try vm.createPIT() }
+
+        memory = try GuestMemory(size: ramBytes)
+        try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: ramBytes, hostAddress: memory.hostAddress)
+
+        // Kernel, initrd, boot tables.
+        let kernel = try readWholeFile(configuration.kernelPath, what: "kernel")
+        let image = try ELFLoader.load(kernel, name: configuration.kernelPath, into: memory)
+        var initrd: (address: GuestAddress, size: Int)?
+        if let source = configuration.initrd {
+            let bytes: [UInt8]
+            switch source {
+            case .file(let path): bytes = try readWholeFile(path, what: "initrd")
+            case .bytes(let built): bytes = built
+            }
+            let address = try BootParams.initrdAddress(size: bytes.count, ramSize: ramBytes, kernelEnd: image.end)
+            try memory.write(bytes: bytes, at: address)
+            initrd = (address, bytes.count)
+        }
+        try X86VCPUSetup.writeBootTables(to: memory)
+        try MPTable(cpuCount: configuration.vcpuCount).write(to: memory)
+
+        // Devices.
+        eventLoop = try EventLoop()
+        var mmio = Bus(name: "MMIO")
+        var pio = Bus(name: "port I/O")
+        let output = configuration.consoleOutput
+        console = VirtioConsole(output: output)
+        let consoleIRQ: UInt32 = 5
+        let irqEvent = try OwnedDescriptor.eventFD("virtio-console irq")
+        try vm.registerIRQFD(irqEvent, gsi: consoleIRQ)
+        consoleTransport = VirtioMMIOTransport(
+            name: "virtio-console", device: console, base: X86Layout.mmioStart, irq: consoleIRQ, memory: memory,
+            interrupt: { irqEvent.signalEvent() }, log: log)
+        try mmio.insert(consoleTransport, base: X86Layout.mmioStart.rawValue, size: X86Layout.mmioDeviceSize)
+        try Self.wireNotifications(consoleTransport, vm: vm, loop: eventLoop, log: log)
+        if configuration.earlySerial {
+            try pio.insert(SerialSink { byte in output([byte]) }, base: SerialSink.base, size: SerialSink.size)
+        }
+        self.mmio = mmio
+        self.pio = pio
+
+        var parameters = MachineConfiguration.baseKernelParameters + hostKind.kernelWorkarounds
+        if configuration.earlySerial { parameters.append("earlyprintk=serial,0x3f8,115200") }
+        parameters.append(consoleTransport.kernelParameter)
+        parameters += configuration.extraKernelParameters
+        commandLine = parameters.joined(separator: " ")
+        log("kernel command line: \(commandLine)")
+        try BootParams(commandLine: commandLine, ramSize: ramBytes, initrd: initrd).write(to: memory)
+
+        vcpu = try vm.createVCPU(index: 0)
+        try X86VCPUSetup.configure(vcpu, entry: image.entry, cpuid: try kvm.supportedCPUID(), cpuCount: configuration.vcpuCount)
+        setupCPU = processCPUSeconds()
+        log("machine built: \(configuration.memoryMiB) MiB RAM, kernel entry \(image.entry), " +
+            "\(formatFixed((monotonicSeconds() - started) * 1000, digits: 1)) ms")
+    }
+
+    /// Queue notifications through ioeventfds: the vCPU does not leave the kernel for them.
+    static func wireNotifications(_ transport: VirtioMMIOTransport, vm: KVMVirtualMachine, loop: EventLoop,
+                                  log: @Sendable (String) -> Void) throws {
+        do {
+            for queue in 0..<transport.queueCount {
+                let event = try OwnedDescriptor.eventFD("\(transport.name) queue \(queue)")
+                try vm.registerIOEventFD(event, mmioAddress: transport.notifyAddress.rawValue, value: UInt32(queue))
+                try loop.add(event) {
+                    event.drainEvent()
+                    transport.queueNotified(queue)
+                }
+            }
+            transport.notifiesByEvent = true
+        } catch {
+            log("\(transport.name): ioeventfd unavailable (\(error)); queue notifications exit to user space")
+        }
+    }
+
+    /// Host input for the guest console (e.g. the VMM's stdin).
+    public func sendConsoleInput(_ bytes: [UInt8]) {
+        consoleTransport.withDevice(VirtioConsole.self) { console, queues throws(Virtqueue.QueueError) in
+            try console.enqueueInput(bytes, queues: &queues)
+        }
+    }
+
+    /// Boots and runs the guest until it ends, fails, or the deadline passes.
+    public func run() throws -> MachineReport {
+        guard ckvm_install_kick_handler() == 0 else {
+            throw SystemCallError(call: "sigaction", argument: "vCPU kick signal", errno: .init(rawValue: errno))
+        }
+        try eventLoop.start()
+        let finished = DispatchSemaphore(value: 0)
+        let result = Mutex<GuestExit?>(nil)
+        let thread = OSThread(name: "sm-vcpu0") { [self] in
+            let exit = vcpuLoop()
+            result.withLock { $0 = exit }
+            finished.signal()
+        }
+        vcpuThread = thread
+        try thread.start()
+
+        let profiler = startProfiler()
+        if let deadline = configuration.deadlineSeconds {
+            if finished.wait(timeout: .now() + deadline) == .timedOut {
+                stop(thread)
+                finished.wait()
+                result.withLock { if $0 == nil || $0 == .vmmError("stopped") { $0 = .deadlineExceeded(seconds: deadline) } }
+            }
+        } else {
+            finished.wait()
+        }
+        thread.join()
+        profiler?.cancel()
+        eventLoop.stop()
+
+        let exit = result.withLock { $0 } ?? .vmmError("vCPU thread ended without a result")
+        return MachineReport(
+            exit: exit, hostKind: hostKind, commandLine: commandLine, exits: statistics.snapshot,
+            wallSeconds: monotonicSeconds() - started, processCPUSeconds: processCPUSeconds(),
+            kvmRunCPUSeconds: kvmRunCPU, setupCPUSeconds: setupCPU,
+            profile: configuration.profileIntervalMilliseconds > 0 ? profile : nil)
+    }
+
+    /// Stops a running guest from another thread.
+    public func requestStop() {
+        if let thread = vcpuThread { stop(thread) }
+    }
+
+    private func stop(_ thread: OSThread) {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        vcpu.requestImmediateExit()
+        thread.kill(ckvm_kick_signal())
+    }
+
+    private func startProfiler() -> DispatchSourceTimer? {
+        let interval = configuration.profileIntervalMilliseconds
+        guard interval > 0, let thread = vcpuThread else { return nil }
+        let timer = DispatchSource.makeTimerSource()
+        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
+        timer.setEventHandler { [self] in
+            profiling.store(true, ordering: .sequentiallyConsistent)
+            vcpu.requestImmediateExit()
+            thread.kill(ckvm_kick_signal())
+        }
+        timer.resume()
+        return timer
+    }
+
+    // MARK: - vCPU thread
+
+    private func vcpuLoop() -> GuestExit {
+        var kvmRunTime = 0.0
+        defer { kvmRunCPU = kvmRunTime }
+        var lastFailure: (rip: UInt64, count: Int) = (0, 0)
+        while true {
+            let before = threadCPUSeconds()
+            let exit: VCPUExit
+            do { exit = try vcpu.runOnce() } catch { return .vmmError("\(error)") }
+            kvmRunTime += threadCPUSeconds() - before
+
+            switch exit {
+            case let .io(port, size, count, isWrite, value, bytes):
+                statistics.count("io")
+                guard let (device, offset) = pio.device(at: UInt64(port)) else {
+                    if !isWrite { vcpu.completeIORead(size == 1 ? 0xff : (size == 2 ? 0xffff : 0xffff_ffff)) }
+                    continue
+                }
+                if isWrite {
+                    if count == 1 { device.write(offset: offset, length: size, value: value) }
+                    else { for b in bytes { device.write(offset: offset, length: 1, value: UInt64(b)) } }
+                } else {
+                    vcpu.completeIORead(device.read(offset: offset, length: size))
+                }
+            case let .mmio(address, length, isWrite, value):
+                statistics.count("mmio")
+                guard let (device, offset) = mmio.device(at: address) else {
+                    if !isWrite { vcpu.completeMMIORead(~0) }
+                    continue
+                }
+                if isWrite { device.write(offset: offset, length: length, value: value) }
+                else { vcpu.completeMMIORead(device.read(offset: offset, length: length)) }
+            case .interrupted:
+                vcpu.requestImmediateExit(false)
+                if stopRequested.load(ordering: .sequentiallyConsistent) { return .vmmError("stopped") }
+                if profiling.exchange(false, ordering: .sequentiallyConsistent), let regs = try? vcpu.registers() {
+                    profile.record(regs.rip)
+                }
+                statistics.count("interrupted")
+            case .shutdown:
+                statistics.count("shutdown")
+                return guestEndReason()
+            case .systemEvent(let type):
+                statistics.count("system_event")
+                return type == UInt32(KVM_SYSTEM_EVENT_CRASH) ? .panic("KVM_SYSTEM_EVENT_CRASH") : .reset
+            case .halt:
+                statistics.count("hlt")
+                return .halted
+            case .failEntry(let reason):
+                return .failEntry(hardwareReason: reason)
+            case .internalError(let error):
+                statistics.count("internal_error")
+                let rip = (try? vcpu.registers().rip) ?? 0
+                if error.isEmulationFailure, let quirk = emulatorQuirk(error.instruction) {
+                    // Never loop on one instruction: a second failure at the same RIP is fatal.
+                    if lastFailure.rip == rip { lastFailure.count += 1 } else { lastFailure = (rip, 1) }
+                    if lastFailure.count <= 2 {
+                        do {
+                            try quirk.apply(vcpu)
+                            statistics.count("emulator quirk: \(quirk.name)")
+                            continue
+                        } catch {
+                            return .vmmError("handling \(quirk.name) at RIP 0x\(String(rip, radix: 16)): \(error)")
+                        }
+                    }
+                }
+                return .internalError(error.description, rip: rip)
+            case .other(let reason):
+                return .internalError("unhandled KVM exit reason \(reason)", rip: (try? vcpu.registers().rip) ?? 0)
+            }
+        }
+    }
+
+    /// A triple fault is how both a guest restart and a panic end (`reboot=t`, `panic=-1`);
+    /// the console's last lines tell them apart.
+    private func guestEndReason() -> GuestExit {
+        let tail = console.tail
+        guard let start = firstIndex(of: Array("Kernel panic - not syncing".utf8), in: tail) else { return .reset }
+        let line = tail[start...].prefix { $0 != 0x0a && $0 != 0x0d }
+        return .panic(String(decoding: line, as: UTF8.self))
+    }
+}
+
+/// Instructions this machine's KVM emulator cannot run but that have a safe meaning
+/// the VMM can supply (see shared/notes/nested-kvm.md). Never reached on hardware KVM.
+struct EmulatorQuirk {
+    let name: String
+    let apply: (KVMVCPU) throws -> Void
+}
+
+func emulatorQuirk(_ instruction: [UInt8]) -> EmulatorQuirk? {
+    switch instruction.first {
+    case 0x9b:  // FWAIT: waits for pending x87 exceptions; none are pending in kernel mode.
+        return EmulatorQuirk(name: "fwait skipped") { try X86VCPUSetup.skipInstruction($0, length: 1) }
+    case 0xcc:  // INT3: deliver the #BP the instruction would raise.
+        return EmulatorQuirk(name: "int3 injected as #BP") { try X86VCPUSetup.injectBreakpoint($0) }
+    default:
+        return nil
+    }
+}
+
+public enum MachineError: Error, CustomStringConvertible {
+    case invalidConfiguration(String)
+    case missingCapability(String)
+    case readFailed(what: String, path: String, SystemCallError)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let what): return "invalid machine configuration: \(what)"
+        case .missingCapability(let name): return "/dev/kvm lacks \(name)"
+        case let .readFailed(what, path, error): return "read \(what) `\(path)`: \(error.errno)"
+        }
+    }
+}
+
+public func readWholeFile(_ path: String, what: String) throws -> [UInt8] {
+    let fd: OwnedDescriptor
+    do { fd = try OwnedDescriptor.open(path, flags: O_RDONLY) } catch { throw MachineError.readFailed(what: what, path: path, error) }
+    var st = stat()
+    guard fstat(fd.rawValue, &st) == 0 else {
+        throw MachineError.readFailed(what: what, path: path, SystemCallError(call: "fstat", argument: path, errno: .init(rawValue: errno)))
+    }
+    let size = Int(st.st_size)
+    var bytes = [UInt8](repeating: 0, count: size)
+    var offset = 0
+    while offset < size {
+        let n = bytes.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress! + offset, size - offset) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else {
+            throw MachineError.readFailed(what: what, path: path, SystemCallError(call: "read", argument: path, errno: .init(rawValue: n == 0 ? EIO : errno)))
+        }
+        offset += n
+    }
+    return bytes
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// `x` with `digits` decimals, without Foundation.
+public func formatFixed(_ x: Double, digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = (abs(x) * scale).rounded()
+    let whole = Int(scaled / scale)
+    let fraction = Int(scaled - Double(whole) * scale)
+    var text = (x < 0 && scaled != 0 ? "-" : "") + String(whole)
+    if digits > 0 {
+        let f = String(fraction)
+        text += "." + String(repeating: "0", count: max(0, digits - f.count)) + f
+    }
+    return text
+}
+
+/// Where `needle` first occurs in `haystack` (no Foundation).
+func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+    for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+        if haystack[i..<i + needle.count].elementsEqual(needle) { return i }
+    }
+    return nil
+}

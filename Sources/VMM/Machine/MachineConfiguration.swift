@@ -1,0 +1,89 @@
+/// Everything needed to build and boot one microVM.
+public struct MachineConfiguration: Sendable {
+    public var kernelPath: String
+    /// The initial RAM filesystem: a file, or bytes built in memory (see `Initramfs`).
+    public var initrd: Initrd?
+    public var memoryMiB: Int = 128
+    public var vcpuCount: Int = 1
+    /// Appended after the VMM's own kernel parameters.
+    public var extraKernelParameters: [String] = []
+    /// nil: detect.
+    public var hostKind: HostKind?
+    /// Offer a transmit-only UART at 0x3f8 and `earlyprintk=serial` (debugging; costs a VM exit per byte).
+    public var earlySerial = false
+    /// Create the in-kernel i8254 PIT (off: the guest times with the local APIC and kvmclock/TSC).
+    public var pit = false
+    /// The VMM stops the guest with an error after this many seconds (nil: never).
+    public var deadlineSeconds: Double?
+    /// Sample the guest's instruction pointer this often (0: off); see `GuestProfile`.
+    public var profileIntervalMilliseconds = 0
+    /// Where guest console bytes go.
+    public var consoleOutput: @Sendable ([UInt8]) -> Void = { _ in }
+    /// Diagnostics (the `--debug` log).
+    public var log: @Sendable (String) -> Void = { _ in }
+
+    public init(kernelPath: String, initrd: Initrd? = nil) {
+        self.kernelPath = kernelPath
+        self.initrd = initrd
+    }
+
+    public enum Initrd: Sendable {
+        case file(String)
+        case bytes([UInt8])
+    }
+
+    /// Parameters every guest gets: the console on virtio, no legacy probing, and a
+    /// guest restart (or panic) ending as a triple fault the VMM sees (`reboot=t`).
+    public static let baseKernelParameters = [
+        "console=hvc0", "panic=-1", "reboot=t",
+    ]
+
+    public static let maximumVCPUs = 1
+}
+
+/// How a guest run ended.
+public enum GuestExit: Sendable, Equatable, CustomStringConvertible {
+    /// The guest reset itself (a restart request with `reboot=t`): its normal end.
+    case reset
+    /// The guest kernel panicked; the message is its panic line.
+    case panic(String)
+    /// KVM could not run an instruction (or another internal error).
+    case internalError(String, rip: UInt64)
+    case failEntry(hardwareReason: UInt64)
+    /// The guest halted with nothing to wake it.
+    case halted
+    case deadlineExceeded(seconds: Double)
+    case vmmError(String)
+
+    public var isClean: Bool { self == .reset }
+
+    public var description: String {
+        switch self {
+        case .reset: return "guest reset (normal end)"
+        case .panic(let line): return "guest kernel panic: \(line)"
+        case let .internalError(what, rip): return "\(what) at RIP 0x\(String(rip, radix: 16))"
+        case .failEntry(let reason): return "KVM_EXIT_FAIL_ENTRY (hardware reason 0x\(String(reason, radix: 16)))"
+        case .halted: return "guest halted with interrupts off (KVM_EXIT_HLT)"
+        case .deadlineExceeded(let s): return "guest did not finish within the \(Int(s)) s deadline; stopped"
+        case .vmmError(let message): return message
+        }
+    }
+}
+
+/// What one run measured.
+public struct MachineReport: Sendable {
+    public var exit: GuestExit
+    public var hostKind: HostKind
+    public var commandLine: String
+    /// VM exits handled in user space, by reason.
+    public var exits: [String: Int]
+    /// Wall seconds from `run` to the end.
+    public var wallSeconds: Double
+    /// Host CPU seconds of the whole VMM process, and of it inside KVM_RUN.
+    public var processCPUSeconds: Double
+    public var kvmRunCPUSeconds: Double
+    /// Host CPU seconds before the first KVM_RUN (loading, setup).
+    public var setupCPUSeconds: Double
+    public var profile: GuestProfile?
+    public var vmmCPUSecondsOutsideKVMRun: Double { max(0, processCPUSeconds - kvmRunCPUSeconds) }
+}

@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CKVM  // only for the atomic 16-bit ring-index helpers
+
+/// A guest physical address (rust-vmm's `GuestAddress`).
+public struct GuestAddress: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public init(_ value: UInt64) { self.rawValue = value }
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+    public static func + (a: Self, offset: UInt64) -> Self { Self(a.rawValue &+ offset) }
+    public var description: String { "0x" + String(rawValue, radix: 16) }
+}
+
+public enum GuestMemoryError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// An access of `length` bytes at `address` leaves guest RAM.
+    case outOfBounds(address: GuestAddress, length: Int)
+    case mapFailed(size: Int, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case let .outOfBounds(address, length):
+            return "guest memory access of \(length) bytes at \(address) is outside guest RAM"
+        case let .mapFailed(size, code):
+            return "mmap `\(size) bytes of guest RAM`: \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+/// Guest RAM: one anonymous host mapping for guest physical [0, size).
+/// Every access is bounds-checked; raw pointers never leave the closures that use them.
+/// Knows nothing of KVM (the builder registers the mapping with the VM).
+///
+/// Shared by the vCPU and event-loop threads and by the guest itself, which writes
+/// it concurrently: readers treat what they read as hostile and copy before use.
+public final class GuestMemory: @unchecked Sendable {
+    public let size: UInt64
+    private let base: UnsafeMutableRawPointer
+
+    public init(size: UInt64) throws(GuestMemoryError) {
+        precondition(size > 0 && size % 4096 == 0, "guest RAM is a positive number of pages")
+        guard let mapping = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              mapping != MAP_FAILED else {
+            throw .mapFailed(size: Int(size), errno: errno)
+        }
+        // A core dump of the VMM must never carry guest RAM.
+        _ = madvise(mapping, Int(size), MADV_DONTDUMP)
+        self.base = mapping
+        self.size = size
+    }
+
+    deinit { munmap(base, Int(size)) }
+
+    /// The host address KVM needs for `KVM_SET_USER_MEMORY_REGION`. Only the builder uses it.
+    var hostAddress: UnsafeMutableRawPointer { base }
+
+    /// Whether `length` bytes at `address` lie inside guest RAM (no overflow).
+    @inline(__always)
+    public func contains(_ address: GuestAddress, length: Int) -> Bool {
+        guard length >= 0 else { return false }
+        let (end, overflow) = address.rawValue.addingReportingOverflow(UInt64(length))
+        return !overflow && end <= size
+    }
+
+    @inline(__always)
+    private func checked(_ address: GuestAddress, _ length: Int) throws(GuestMemoryError) -> UnsafeMutableRawPointer {
+        guard contains(address, length: length) else { throw .outOfBounds(address: address, length: length) }
+        return base + Int(address.rawValue)
+    }
+
+    /// Reads a plain-data value (unaligned allowed).
+    public func read<T: BitwiseCopyable>(_ type: T.Type, at address: GuestAddress) throws(GuestMemoryError) -> T {
+        try checked(address, MemoryLayout<T>.size).loadUnaligned(as: T.self)
+    }
+
+    /// Writes a plain-data value (unaligned allowed).
+    public func write<T: BitwiseCopyable>(_ value: T, at address: GuestAddress) throws(GuestMemoryError) {
+        try checked(address, MemoryLayout<T>.size).storeBytes(of: value, as: T.self)
+    }
+
+    /// Copies `bytes` into guest RAM at `address`.
+    public func write(bytes: UnsafeRawBufferPointer, at address: GuestAddress) throws(GuestMemoryError) {
+        guard bytes.count > 0 else { return }
+        try checked(address, bytes.count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+    }
+
+    public func write(bytes: [UInt8], at address: GuestAddress) throws(GuestMemoryError) {
+        let target = try checked(address, bytes.count)
+        bytes.withUnsafeBytes { raw in
+            if let source = raw.baseAddress { target.copyMemory(from: source, byteCount: raw.count) }
+        }
+    }
+
+    /// Copies `count` bytes out of guest RAM.
+    public func readBytes(at address: GuestAddress, count: Int) throws(GuestMemoryError) -> [UInt8] {
+        let source = try checked(address, count)
+        return Array(UnsafeRawBufferPointer(start: source, count: count))
+    }
+
+    /// Fills `count` bytes with zero.
+    public func zero(at address: GuestAddress, count: Int) throws(GuestMemoryError) {
+        guard count > 0 else { return }
+        memset(try checked(address, count), 0, count)
+    }
+
+    /// Lends a bounds-checked window of guest RAM for device I/O (read(2)/write(2) into
+    /// guest buffers without a copy). The pointer must not escape `body`.
+    public func withBytes<R>(at address: GuestAddress, count: Int, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(GuestMemoryError) -> R {
+        let start = try checked(address, count)
+        return body(UnsafeMutableRawBufferPointer(start: start, count: count))
+    }
+
+    /// An atomic, acquire-ordered 16-bit load (virtqueue ring indices).
+    public func loadIndex(at address: GuestAddress) throws(GuestMemoryError) -> UInt16 {
+        guard address.rawValue % 2 == 0 else { throw .outOfBounds(address: address, length: 2) }
+        return ckvm_load_u16(try checked(address, 2))
+    }
+
+    /// An atomic, release-ordered 16-bit store (virtqueue used index).
+    public func storeIndex(_ value: UInt16, at address: GuestAddress) throws(GuestMemoryError) {
+        guard address.rawValue % 2 == 0 else { throw .outOfBounds(address: address, length: 2) }
+        ckvm_store_u16(try checked(address, 2), value)
+    }
+}

@@ -1,0 +1,62 @@
+// sm-init: PID 1 in the sm-runc guest. Static, no Foundation (it rides in an
+// uncompressed initramfs, and every byte the guest kernel unpacks is emulated
+// on nested hosts).
+//
+// Today: mount /proc, /sys, /dev; print the ready line with the guest's uptime;
+// restart the guest, which with `reboot=t` ends as a triple fault the VMM reports
+// as the guest's normal end.
+import AgentProtocol
+import CGuest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func say(_ text: String) {
+    var line = Array((text + "\n").utf8)
+    _ = line.withUnsafeMutableBytes { write(1, $0.baseAddress, $0.count) }
+}
+
+func ensureDirectory(_ path: String) {
+    if mkdir(path, 0o755) != 0 && errno != EEXIST {
+        say("sm-init: mkdir \(path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Mounts `source` of `type` at `target`; an already-mounted target is fine.
+func mountFilesystem(_ source: String, at target: String, type: String, flags: UInt = 0) -> Bool {
+    ensureDirectory(target)
+    if mount(source, target, type, flags, nil) == 0 || errno == EBUSY { return true }
+    say("sm-init: mount \(type) on \(target): \(String(cString: strerror(errno)))")
+    return false
+}
+
+func uptime() -> String {
+    let fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "0" }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 64)
+    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 63) }
+    guard n > 0 else { return "0" }
+    return String(decoding: buffer[0..<n].prefix { $0 != 0x20 && $0 != 0x0a }, as: UTF8.self)
+}
+
+/// Ends the guest. Power-off would halt inside the guest kernel (no ACPI); a restart
+/// with `reboot=t` reaches the VMM as KVM_EXIT_SHUTDOWN.
+func endGuest() -> Never {
+    sync()
+    _ = cguest_restart()
+    say("sm-init: reboot: \(String(cString: strerror(errno)))")
+    while true { pause() }
+}
+
+guard getpid() == 1 else {
+    say("sm-init: must run as PID 1 in the sm-runc guest")
+    exit(1)
+}
+let mounted = mountFilesystem("proc", at: "/proc", type: "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    && mountFilesystem("sysfs", at: "/sys", type: "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    && mountFilesystem("devtmpfs", at: "/dev", type: "devtmpfs", flags: UInt(MS_NOSUID))
+if mounted {
+    say(ReadyLine(uptime: uptime()).rendered)
+}
+endGuest()

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import VMM
+import AgentProtocol
+
+/// `sm-runc boot`: boots the guest kernel to the agent and back, without a bundle.
+/// The VMM's smoke test and what the benchmark drives; prints the guest console.
+struct Boot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Boot the guest kernel and agent in a microVM and wait for it to end (diagnostics).")
+
+    @Option(help: "Guest kernel (uncompressed ELF vmlinux).") var kernel: String?
+    @Option(help: "Guest agent executable, packed as /init in an initramfs.") var agent: String?
+    @Option(help: "Use this initramfs file instead of packing the agent.") var initrd: String?
+    @Option(help: "Guest RAM in MiB.") var memory: Int = 128
+    @Option(help: "Stop the guest with an error after this many seconds.") var timeout: Double = 300
+    @Option(help: "Extra kernel parameter (repeatable).") var append: [String] = []
+    @Option(help: "Host kind: auto, hardware or emulating.") var hostKind: String = "auto"
+    @Flag(help: "Offer a UART sink at 0x3f8 and earlyprintk (every byte is a VM exit).") var earlySerial = false
+    @Flag(help: "Create the in-kernel i8254 PIT.") var pit = false
+    @Flag(help: "Print VMM diagnostics and the run's figures on stderr.") var debug = false
+    @Option(help: "Sample the guest RIP every N ms and print the top functions (needs --system-map).") var profileMs: Int = 0
+    @Option(help: "System.map of the guest kernel, for --profile-ms.") var systemMap: String?
+
+    func run() throws {
+        let logger = DebugLog(enabled: debug)
+        var configuration = MachineConfiguration(kernelPath: try GuestFiles.kernel(kernel))
+        if let initrd {
+            configuration.initrd = .file(initrd)
+        } else {
+            let agentPath = try GuestFiles.agent(agent)
+            configuration.initrd = .bytes(Initramfs.agentImage(agent: try readWholeFile(agentPath, what: "guest agent")).archive())
+        }
+        configuration.memoryMiB = memory
+        configuration.deadlineSeconds = timeout
+        configuration.extraKernelParameters = AgentProtocol.kernelParameters + append
+        configuration.earlySerial = earlySerial
+        configuration.pit = pit
+        configuration.profileIntervalMilliseconds = profileMs
+        switch hostKind {
+        case "auto": configuration.hostKind = nil
+        case let value:
+            guard let kind = HostKind(rawValue: value) else { throw ValidationError("--host-kind: want auto, hardware or emulating") }
+            configuration.hostKind = kind
+        }
+        configuration.consoleOutput = { bytes in
+            bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
+        }
+        configuration.log = { logger.debug($0) }
+
+        let machine = try Machine(configuration)
+        let report = try machine.run()
+        logger.debug("guest end: \(report.exit)")
+        logger.debug("wall \(formatFixed(report.wallSeconds, digits: 2)) s; VMM CPU outside KVM_RUN " +
+                     "\(formatFixed(report.vmmCPUSecondsOutsideKVMRun * 1000, digits: 1)) ms (setup " +
+                     "\(formatFixed(report.setupCPUSeconds * 1000, digits: 1)) ms); CPU inside KVM_RUN " +
+                     "\(formatFixed(report.kvmRunCPUSeconds, digits: 2)) s")
+        logger.debug("VM exits to user space: " + report.exits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        if let profile = report.profile, let systemMap {
+            let symbols = GuestProfile.parseSystemMap(try String(contentsOfFile: systemMap, encoding: .utf8))
+            FileHandle.standardError.write(Data("guest profile (\(profile.total) samples):\n".utf8))
+            for (name, count) in profile.byFunction(symbols).prefix(40) {
+                FileHandle.standardError.write(Data("  \(count)\t\(name)\n".utf8))
+            }
+        }
+        guard report.exit.isClean else {
+            throw RuntimeError("boot: \(report.exit)")
+        }
+    }
+}
