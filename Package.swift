@@ -51,11 +51,13 @@ let package = Package(
             dependencies: ["AgentProtocol", "CGuest"],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
+        // The reference VMM (Debian's qemu microvm) for benchmarks and the software-CPU boot test.
+        .target(name: "ReferenceVMM", dependencies: ["AgentProtocol"]),
         // Benchmarks: programs that print figures (not timed tests).
         .executableTarget(
             name: "sm-bench",
             dependencies: [
-                "VMM",
+                "VMM", "AgentProtocol", "ReferenceVMM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/sm-bench"
@@ -64,6 +66,6 @@ let package = Package(
         .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
-        .testTarget(name: "GuestBootTests", dependencies: ["VMM"]),
+        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM"]),
     ]
 )

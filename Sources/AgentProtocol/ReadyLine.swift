@@ -40,3 +40,30 @@ public struct ReadyLine: Equatable, Sendable {
 
     public var uptimeSeconds: Double { Double(uptime) ?? 0 }
 }
+
+/// Splits a console byte stream into lines and spots the agent's ready line.
+/// Bounded: a line longer than `maxLine` bytes is cut (a guest cannot grow it forever).
+public struct ConsoleLineScanner: Sendable {
+    public static let maxLine = 4096
+    private var partial: [UInt8] = []
+    public private(set) var ready: ReadyLine?
+
+    public init() {}
+
+    /// Feeds console bytes; returns the ready line the first time it is complete.
+    public mutating func feed(_ bytes: some Sequence<UInt8>) -> ReadyLine? {
+        var found: ReadyLine?
+        for byte in bytes {
+            if byte == 0x0a {
+                if ready == nil, let line = ReadyLine(parsing: String(decoding: partial, as: UTF8.self)) {
+                    ready = line
+                    found = line
+                }
+                partial.removeAll(keepingCapacity: true)
+            } else if partial.count < Self.maxLine {
+                partial.append(byte)
+            }
+        }
+        return found
+    }
+}

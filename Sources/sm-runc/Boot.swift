@@ -24,11 +24,11 @@ struct Boot: ParsableCommand {
 
     func run() throws {
         let logger = DebugLog(enabled: debug)
-        var configuration = MachineConfiguration(kernelPath: try GuestFiles.kernel(kernel))
+        var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel(kernel))
         if let initrd {
             configuration.initrd = .file(initrd)
         } else {
-            let agentPath = try GuestFiles.agent(agent)
+            let agentPath = try GuestArtifacts.agent(agent)
             configuration.initrd = .bytes(Initramfs.agentImage(agent: try readWholeFile(agentPath, what: "guest agent")).archive())
         }
         configuration.memoryMiB = memory

@@ -24,6 +24,7 @@ public final class Machine: @unchecked Sendable {
     private let statistics = ExitStatistics()
     private let setupCPU: Double
     private let started: Double
+    private let cpuAtStart: Double
 
     private let stopRequested = Atomic<Bool>(false)
     private let profiling = Atomic<Bool>(false)
@@ -35,6 +36,7 @@ public final class Machine: @unchecked Sendable {
     /// Builds the machine: nothing runs until `run`.
     public init(_ configuration: MachineConfiguration) throws {
         started = monotonicSeconds()
+        cpuAtStart = processCPUSeconds()
         self.configuration = configuration
         let log = configuration.log
         guard (1...MachineConfiguration.maximumVCPUs).contains(configuration.vcpuCount) else {
@@ -108,7 +110,7 @@ public final class Machine: @unchecked Sendable {
 
         vcpu = try vm.createVCPU(index: 0)
         try X86VCPUSetup.configure(vcpu, entry: image.entry, cpuid: try kvm.supportedCPUID(), cpuCount: configuration.vcpuCount)
-        setupCPU = processCPUSeconds()
+        setupCPU = processCPUSeconds() - cpuAtStart
         log("machine built: \(configuration.memoryMiB) MiB RAM, kernel entry \(image.entry), " +
             "\(formatFixed((monotonicSeconds() - started) * 1000, digits: 1)) ms")
     }
@@ -165,13 +167,14 @@ public final class Machine: @unchecked Sendable {
             finished.wait()
         }
         thread.join()
+        vcpuThread = nil          // the thread's closure holds this machine
         profiler?.cancel()
         eventLoop.stop()
 
         let exit = result.withLock { $0 } ?? .vmmError("vCPU thread ended without a result")
         return MachineReport(
             exit: exit, hostKind: hostKind, commandLine: commandLine, exits: statistics.snapshot,
-            wallSeconds: monotonicSeconds() - started, processCPUSeconds: processCPUSeconds(),
+            wallSeconds: monotonicSeconds() - started, processCPUSeconds: processCPUSeconds() - cpuAtStart,
             kvmRunCPUSeconds: kvmRunCPU, setupCPUSeconds: setupCPU,
             profile: configuration.profileIntervalMilliseconds > 0 ? profile : nil)
     }

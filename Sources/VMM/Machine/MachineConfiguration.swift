@@ -79,7 +79,7 @@ public struct MachineReport: Sendable {
     public var exits: [String: Int]
     /// Wall seconds from `run` to the end.
     public var wallSeconds: Double
-    /// Host CPU seconds of the whole VMM process, and of it inside KVM_RUN.
+    /// Host CPU seconds of the VMM process since the machine was built, and of it inside KVM_RUN.
     public var processCPUSeconds: Double
     public var kvmRunCPUSeconds: Double
     /// Host CPU seconds before the first KVM_RUN (loading, setup).

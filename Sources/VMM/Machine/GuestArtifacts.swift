@@ -1,23 +1,32 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import VMM
-import ArgumentParser
 
 /// Finds the guest kernel and agent. Engines call the runtime with almost no
 /// environment (podman's `kill` and `delete` get no PATH, no HOME), so defaults are
-/// absolute: next to the sm-runc binary (`sm-runc-guest/`, where scripts/build.sh
-/// puts them), then /usr/local/lib/sm-runc. `SM_RUNC_KERNEL` / `SM_RUNC_AGENT` override.
-enum GuestFiles {
-    static func kernel(_ explicit: String?) throws -> String {
+/// absolute: `sm-runc-guest/` next to the running binary (scripts/build.sh puts them
+/// there), then /usr/local/lib/sm-runc. `SM_RUNC_KERNEL` / `SM_RUNC_AGENT` override.
+public enum GuestArtifacts {
+    public struct NotFound: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func kernel(_ explicit: String? = nil) throws(NotFound) -> String {
         try locate(explicit, environment: "SM_RUNC_KERNEL", name: "vmlinux", what: "guest kernel")
     }
 
-    static func agent(_ explicit: String?) throws -> String {
+    public static func agent(_ explicit: String? = nil) throws(NotFound) -> String {
         try locate(explicit, environment: "SM_RUNC_AGENT", name: "sm-init", what: "guest agent")
     }
 
-    static var searchDirectories: [String] {
+    /// System.map beside the kernel, when there is one (for guest profiles).
+    public static func systemMap(forKernel kernel: String) -> String? {
+        let directory = kernel[..<(kernel.lastIndex(of: "/") ?? kernel.startIndex)]
+        let path = (directory.isEmpty ? "." : String(directory)) + "/System.map"
+        return access(path, R_OK) == 0 ? path : nil
+    }
+
+    public static var searchDirectories: [String] {
         var directories: [String] = []
         if let executable = executablePath() {
             let directory = String(executable[..<(executable.lastIndex(of: "/") ?? executable.endIndex)])
@@ -27,14 +36,14 @@ enum GuestFiles {
         return directories
     }
 
-    static func locate(_ explicit: String?, environment: String, name: String, what: String) throws -> String {
+    static func locate(_ explicit: String?, environment: String, name: String, what: String) throws(NotFound) -> String {
         if let explicit { return explicit }
         if let value = getenv(environment), let path = String(validatingCString: value), !path.isEmpty { return path }
         for directory in searchDirectories where access(directory + "/" + name, R_OK) == 0 {
             return directory + "/" + name
         }
-        throw ValidationError("\(what) not found: looked for \(name) in \(searchDirectories.joined(separator: ", ")); " +
-                              "run scripts/build.sh or set \(environment)")
+        throw NotFound(description: "\(what) not found: no \(name) in \(searchDirectories.joined(separator: ", ")); " +
+                       "run scripts/build.sh or set \(environment)")
     }
 
     static func executablePath() -> String? {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds sm-runc and everything a boot needs, on a fresh Debian 12 machine:
+# Debian packages, the Swift products, the guest kernel (cached by content hash,
+# see scripts/build-kernel.sh) and the stripped static guest agent. Puts the
+# guest files in <bin>/sm-runc-guest/, where sm-runc looks for them, and prints
+# <bin> on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+bash scripts/setup-deps.sh >&2
+swift build >&2
+bin=$(swift build --show-bin-path)
+kernel=$(bash scripts/build-kernel.sh)
+
+guest="$bin/sm-runc-guest"
+mkdir -p "$guest"
+# The agent rides in an uncompressed initramfs the guest kernel copies byte by
+# byte: strip it.
+strip -o "$guest/sm-init.tmp" "$bin/sm-init"
+mv -f "$guest/sm-init.tmp" "$guest/sm-init"
+ln -sfn "$kernel" "$guest/vmlinux"
+if [ -f "$(dirname "$kernel")/System.map" ]; then
+  ln -sfn "$(dirname "$kernel")/System.map" "$guest/System.map"
+fi
+echo "$bin"
