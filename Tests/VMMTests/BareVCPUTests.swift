@@ -61,13 +61,13 @@ import Testing
     }
 
     @Test func portWriteExitCarriesTheValue() throws {
-        guard requireKVM() else { return }
+        try requireKVM()
         var machine = try BareMachine(code: [0xb0, 0x42, 0xe6, 0x10, 0xeb, 0xfe])  // mov al,0x42; out 0x10,al; jmp $
         #expect(try machine.run() == .io(port: 0x10, size: 1, count: 1, isWrite: true, value: 0x42, bytes: []))
     }
 
     @Test func mmioReadIsCompletedByTheVMM() throws {
-        guard requireKVM() else { return }
+        try requireKVM()
         // mov eax,[0x800000] (past the 4 MiB of RAM, inside the boot identity map); out 0x10,al; jmp $
         var machine = try BareMachine(code: [0x8b, 0x04, 0x25, 0x00, 0x00, 0x80, 0x00, 0xe6, 0x10, 0xeb, 0xfe])
         #expect(try machine.run() == .mmio(address: 0x80_0000, length: 4, isWrite: false, value: 0))
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func fwaitRunsOrIsSkipped() throws {
-        guard requireKVM() else { return }
+        try requireKVM()
         var machine = try BareMachine(code: [0x9b, 0xb0, 0x42, 0xe6, 0x10, 0xeb, 0xfe])  // fwait; mov; out; jmp $
         #expect(try machine.run() == .io(port: 0x10, size: 1, count: 1, isWrite: true, value: 0x42, bytes: []))
         if HostKind.detect() == .emulating { #expect(machine.quirks == ["fwait skipped"]) }
@@ -84,7 +84,7 @@ import Testing
     }
 
     @Test func int3ReachesTheGuestBreakpointHandlerAfterTheInstruction() throws {
-        guard requireKVM() else { return }
+        try requireKVM()
         // main: int3; jmp $     handler: mov al,[rsp] (low byte of the pushed RIP); out 0x11,al; jmp $
         var machine = try BareMachine(code: [0xcc, 0xeb, 0xfe], breakpointHandler: [0x8a, 0x04, 0x24, 0xe6, 0x11, 0xeb, 0xfe])
         // The pushed RIP is the byte after the INT3 (0x100001): the kernel's int3_selftest relies on that.
@@ -93,7 +93,7 @@ import Testing
     }
 
     @Test func anExceptionWithoutHandlerEndsAsShutdown() throws {
-        guard requireKVM() else { return }
+        try requireKVM()
         // int3 with an empty IDT: #BP -> #GP -> double fault -> triple fault, the way `reboot=t` ends a guest.
         var machine = try BareMachine(code: [0xcc, 0xeb, 0xfe])
         #expect(try machine.run() == .shutdown)

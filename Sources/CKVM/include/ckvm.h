@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <string.h>
 
 /// The signal that kicks a vCPU thread out of KVM_RUN (a real-time signal, so it

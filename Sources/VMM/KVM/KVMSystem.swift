@@ -20,6 +20,12 @@ public final class KVMSystem: Sendable {
         }
     }
 
+    /// Why `/dev/kvm` cannot be used here, or nil when it can (for tests that need it).
+    public static func unavailableReason(path: String = "/dev/kvm") -> String? {
+        if access(path, R_OK | W_OK) == 0 { return nil }
+        return "this needs read-write \(path) (root on a KVM host): \(String(cString: strerror(errno)))"
+    }
+
     /// Wraps `KVM_CHECK_EXTENSION`: 0 when absent, else a capability-specific value.
     public func checkExtension(_ capability: Int32) -> Int32 {
         max(0, ckvm_ioctl_value(fd.rawValue, CKVM_CHECK_EXTENSION, UInt(capability)))

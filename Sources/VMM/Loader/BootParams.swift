@@ -32,12 +32,19 @@ public struct BootParams: Sendable {
     static let commandLinePointerOffset: UInt64 = 0x228
     static let kernelAlignmentOffset: UInt64 = 0x230
     static let commandLineSizeOffset: UInt64 = 0x238
+    static let setupDataOffset: UInt64 = 0x250
+    /// `SETUP_RNG_SEED` (arch/x86/include/uapi/asm/bootparam.h).
+    static let setupRNGSeed: UInt32 = 9
     static let e820TableOffset: UInt64 = 0x2d0
     static let e820MaxEntries = 128
 
     public var commandLine: String
     public var initrd: (address: GuestAddress, size: Int)?
     public var e820: [E820Entry]
+    /// Random bytes for the guest's CRNG (`SETUP_RNG_SEED`): with them the guest kernel
+    /// need not gather entropy at boot (slow under emulation) before getrandom(2)
+    /// returns. Credited when the kernel trusts its boot loader (`random.trust_bootloader=on`).
+    public var randomSeed: [UInt8] = []
 
     /// The e820 map of a guest with `ramSize` bytes: conventional memory below the
     /// EBDA, then everything from 1 MiB up.
@@ -84,6 +91,14 @@ public struct BootParams: Sendable {
         if let initrd {
             try memory.write(UInt32(initrd.address.rawValue), at: page + Self.ramdiskImageOffset)
             try memory.write(UInt32(initrd.size), at: page + Self.ramdiskSizeOffset)
+        }
+        if !randomSeed.isEmpty {
+            let entry = X86Layout.setupData
+            try memory.write(UInt64(0), at: entry)                     // next: none
+            try memory.write(Self.setupRNGSeed, at: entry + 8)
+            try memory.write(UInt32(randomSeed.count), at: entry + 12)
+            try memory.write(bytes: randomSeed, at: entry + 16)
+            try memory.write(entry.rawValue, at: page + Self.setupDataOffset)
         }
         precondition(e820.count <= Self.e820MaxEntries)
         try memory.write(UInt8(e820.count), at: page + Self.e820EntriesOffset)

@@ -37,17 +37,19 @@ public enum ELFLoader {
 
     /// Parses `file` (the whole vmlinux) and copies its PT_LOAD segments into `memory`.
     public static func load(_ file: [UInt8], name: String, into memory: GuestMemory) throws -> Image {
-        let image = try parse(file, name: name, guestRAM: memory.size)
-        try file.withUnsafeBytes { raw in
-            for segment in try segments(raw, name: name) where segment.type == ptLoad {
-                if segment.fileSize > 0 {
-                    let bytes = UnsafeRawBufferPointer(rebasing: raw[Int(segment.offset)..<Int(segment.offset + segment.fileSize)])
-                    try memory.write(bytes: bytes, at: GuestAddress(segment.physicalAddress))
-                }
-                if segment.memorySize > segment.fileSize {
-                    try memory.zero(at: GuestAddress(segment.physicalAddress + segment.fileSize),
-                                    count: Int(segment.memorySize - segment.fileSize))
-                }
+        try file.withUnsafeBytes { try load($0, name: name, into: memory) }
+    }
+
+    public static func load(_ raw: UnsafeRawBufferPointer, name: String, into memory: GuestMemory) throws -> Image {
+        let image = try parse(raw, name: name, guestRAM: memory.size)
+        for segment in try segments(raw, name: name) where segment.type == ptLoad {
+            if segment.fileSize > 0 {
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[Int(segment.offset)..<Int(segment.offset + segment.fileSize)])
+                try memory.write(bytes: bytes, at: GuestAddress(segment.physicalAddress))
+            }
+            if segment.memorySize > segment.fileSize {
+                try memory.zero(at: GuestAddress(segment.physicalAddress + segment.fileSize),
+                                count: Int(segment.memorySize - segment.fileSize))
             }
         }
         return image
@@ -63,36 +65,38 @@ public enum ELFLoader {
 
     /// Validates the header and segments without touching guest memory.
     public static func parse(_ file: [UInt8], name: String, guestRAM: UInt64) throws -> Image {
-        try file.withUnsafeBytes { raw in
-            guard raw.count >= 64, raw[0] == 0x7f, raw[1] == 0x45, raw[2] == 0x4c, raw[3] == 0x46 else { throw LoadError.notELF(name) }
-            guard raw[4] == 2 else { throw LoadError.unsupported(name, reason: "32-bit ELF; want ELFCLASS64") }
-            guard raw[5] == 1 else { throw LoadError.unsupported(name, reason: "big-endian ELF") }
-            let machine = raw.loadUnaligned(fromByteOffset: 18, as: UInt16.self)
-            guard machine == 62 else { throw LoadError.unsupported(name, reason: "e_machine \(machine), want EM_X86_64 (62)") }
-            let entry = raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
-            var lowest = UInt64.max, end: UInt64 = 0
-            var pvh: GuestAddress?
-            for (i, segment) in try segments(raw, name: name).enumerated() {
-                if segment.type == ptNote {
-                    pvh = pvh ?? pvhEntry(raw, segment)
-                }
-                guard segment.type == ptLoad else { continue }
-                guard segment.fileSize <= segment.memorySize else {
-                    throw LoadError.malformed(name, reason: "segment \(i) p_filesz > p_memsz")
-                }
-                let (segmentEnd, overflow) = segment.physicalAddress.addingReportingOverflow(segment.memorySize)
-                guard !overflow, segmentEnd <= guestRAM else {
-                    throw LoadError.doesNotFit(name, segment: i, address: GuestAddress(segment.physicalAddress), size: segment.memorySize, guestRAM: guestRAM)
-                }
-                lowest = min(lowest, segment.physicalAddress)
-                end = max(end, segmentEnd)
+        try file.withUnsafeBytes { try parse($0, name: name, guestRAM: guestRAM) }
+    }
+
+    public static func parse(_ raw: UnsafeRawBufferPointer, name: String, guestRAM: UInt64) throws -> Image {
+        guard raw.count >= 64, raw[0] == 0x7f, raw[1] == 0x45, raw[2] == 0x4c, raw[3] == 0x46 else { throw LoadError.notELF(name) }
+        guard raw[4] == 2 else { throw LoadError.unsupported(name, reason: "32-bit ELF; want ELFCLASS64") }
+        guard raw[5] == 1 else { throw LoadError.unsupported(name, reason: "big-endian ELF") }
+        let machine = raw.loadUnaligned(fromByteOffset: 18, as: UInt16.self)
+        guard machine == 62 else { throw LoadError.unsupported(name, reason: "e_machine \(machine), want EM_X86_64 (62)") }
+        let entry = raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        var lowest = UInt64.max, end: UInt64 = 0
+        var pvh: GuestAddress?
+        for (i, segment) in try segments(raw, name: name).enumerated() {
+            if segment.type == ptNote {
+                pvh = pvh ?? pvhEntry(raw, segment)
             }
-            guard end > 0 else { throw LoadError.malformed(name, reason: "no PT_LOAD segment") }
-            guard entry >= lowest, entry < end else {
-                throw LoadError.malformed(name, reason: "entry 0x\(String(entry, radix: 16)) outside the loaded segments")
+            guard segment.type == ptLoad else { continue }
+            guard segment.fileSize <= segment.memorySize else {
+                throw LoadError.malformed(name, reason: "segment \(i) p_filesz > p_memsz")
             }
-            return Image(entry: GuestAddress(entry), lowest: GuestAddress(lowest), end: GuestAddress(end), pvhEntry: pvh)
+            let (segmentEnd, overflow) = segment.physicalAddress.addingReportingOverflow(segment.memorySize)
+            guard !overflow, segmentEnd <= guestRAM else {
+                throw LoadError.doesNotFit(name, segment: i, address: GuestAddress(segment.physicalAddress), size: segment.memorySize, guestRAM: guestRAM)
+            }
+            lowest = min(lowest, segment.physicalAddress)
+            end = max(end, segmentEnd)
         }
+        guard end > 0 else { throw LoadError.malformed(name, reason: "no PT_LOAD segment") }
+        guard entry >= lowest, entry < end else {
+            throw LoadError.malformed(name, reason: "entry 0x\(String(entry, radix: 16)) outside the loaded segments")
+        }
+        return Image(entry: GuestAddress(entry), lowest: GuestAddress(lowest), end: GuestAddress(end), pvhEntry: pvh)
     }
 
     static func segments(_ raw: UnsafeRawBufferPointer, name: String) throws -> [Segment] {

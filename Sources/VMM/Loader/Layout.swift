@@ -4,6 +4,8 @@ public enum X86Layout {
     /// GDT and (empty) IDT used only until the kernel loads its own.
     public static let gdt = GuestAddress(0x500)
     public static let idt = GuestAddress(0x520)
+    /// `struct setup_data` entries chained from boot_params (the RNG seed).
+    public static let setupData = GuestAddress(0x6000)
     /// `struct boot_params` ("zero page") handed to the kernel in RSI.
     public static let zeroPage = GuestAddress(0x7000)
     public static let bootStack = GuestAddress(0x8ff0)

@@ -41,8 +41,13 @@ public enum HostKind: String, Sendable, CaseIterable {
         case .emulating:
             return [
                 "noxsave",                       // XRSTOR is not emulated
-                "mitigations=off", "nopti",      // keep rarely emulated instructions out of entry paths
+                // CPU features masked here because KVM_SET_CPUID2 does not reach the
+                // guest's kernel-mode CPUID on this hypervisor; each names an
+                // instruction the emulator lacks or emulates badly.
                 "clearcpuid=popcnt,cx16,movbe,smap,smep,fsgsbase,pcid,invpcid,rdrand,rdseed,rdpid,pku,umip,avx,avx2,bmi1,bmi2,erms,fsrm,la57",
+                // Boot work that costs seconds under emulation: write-protecting
+                // kernel text/rodata page by page (guest-internal hardening only).
+                "rodata=off",
             ]
         }
     }

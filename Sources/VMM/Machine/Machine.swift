@@ -60,22 +60,24 @@ public final class Machine: @unchecked Sendable {
         try vm.createIRQChip()
         if configuration.pit { try vm.createPIT() }
 
-        memory = try GuestMemory(size: ramBytes)
+        let memory = try GuestMemory(size: ramBytes)
+        self.memory = memory
         try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: ramBytes, hostAddress: memory.hostAddress)
 
-        // Kernel, initrd, boot tables.
-        let kernel = try readWholeFile(configuration.kernelPath, what: "kernel")
-        let image = try ELFLoader.load(kernel, name: configuration.kernelPath, into: memory)
+        // Kernel, initrd, boot tables: copied into guest RAM straight from file mappings.
+        let kernel = try MappedFile(configuration.kernelPath, what: "kernel")
+        let image = try kernel.withBytes { try ELFLoader.load($0, name: configuration.kernelPath, into: memory) }
         var initrd: (address: GuestAddress, size: Int)?
         if let source = configuration.initrd {
-            let bytes: [UInt8]
-            switch source {
-            case .file(let path): bytes = try readWholeFile(path, what: "initrd")
-            case .bytes(let built): bytes = built
+            func place(_ bytes: UnsafeRawBufferPointer) throws {
+                let address = try BootParams.initrdAddress(size: bytes.count, ramSize: ramBytes, kernelEnd: image.end)
+                try memory.write(bytes: bytes, at: address)
+                initrd = (address, bytes.count)
             }
-            let address = try BootParams.initrdAddress(size: bytes.count, ramSize: ramBytes, kernelEnd: image.end)
-            try memory.write(bytes: bytes, at: address)
-            initrd = (address, bytes.count)
+            switch source {
+            case .file(let path): try MappedFile(path, what: "initrd").withBytes(place)
+            case .bytes(let built): try built.withUnsafeBytes(place)
+            }
         }
         try X86VCPUSetup.writeBootTables(to: memory)
         try MPTable(cpuCount: configuration.vcpuCount).write(to: memory)
@@ -106,7 +108,9 @@ public final class Machine: @unchecked Sendable {
         parameters += configuration.extraKernelParameters
         commandLine = parameters.joined(separator: " ")
         log("kernel command line: \(commandLine)")
-        try BootParams(commandLine: commandLine, ramSize: ramBytes, initrd: initrd).write(to: memory)
+        var bootParams = BootParams(commandLine: commandLine, ramSize: ramBytes, initrd: initrd)
+        bootParams.randomSeed = try hostRandomBytes(32)
+        try bootParams.write(to: memory)
 
         vcpu = try vm.createVCPU(index: 0)
         try X86VCPUSetup.configure(vcpu, entry: image.entry, cpuid: try kvm.supportedCPUID(), cpuCount: configuration.vcpuCount)
@@ -337,6 +341,19 @@ public func readWholeFile(_ path: String, what: String) throws -> [UInt8] {
             throw MachineError.readFailed(what: what, path: path, SystemCallError(call: "read", argument: path, errno: .init(rawValue: n == 0 ? EIO : errno)))
         }
         offset += n
+    }
+    return bytes
+}
+
+/// Bytes from the host's CRNG (getrandom(2)).
+func hostRandomBytes(_ count: Int) throws(SystemCallError) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    var filled = 0
+    while filled < count {
+        let n = try checkSize("getrandom", "\(count) bytes") {
+            bytes.withUnsafeMutableBytes { getrandom($0.baseAddress! + filled, count - filled, 0) }
+        }
+        filled += n
     }
     return bytes
 }

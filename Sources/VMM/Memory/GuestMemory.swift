@@ -38,14 +38,29 @@ public final class GuestMemory: @unchecked Sendable {
     public let size: UInt64
     private let base: UnsafeMutableRawPointer
 
+    /// Huge pages back guest RAM where the host allows (THP "madvise" mode): fewer
+    /// host page faults and, on shadow-paging hosts, far fewer shadow page faults.
+    static let hugePageSize = 2 << 20
+
     public init(size: UInt64) throws(GuestMemoryError) {
         precondition(size > 0 && size % 4096 == 0, "guest RAM is a positive number of pages")
-        guard let mapping = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              mapping != MAP_FAILED else {
+        // Map 2 MiB more than needed and trim, so guest physical 0 is 2 MiB aligned
+        // in the host and every 2 MiB guest page can be one host huge page.
+        let length = Int(size) + Self.hugePageSize
+        guard let raw = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              raw != MAP_FAILED else {
             throw .mapFailed(size: Int(size), errno: errno)
         }
+        let address = UInt(bitPattern: raw)
+        let aligned = (address + UInt(Self.hugePageSize) - 1) & ~UInt(Self.hugePageSize - 1)
+        let head = Int(aligned - address)
+        if head > 0 { munmap(raw, head) }
+        let tail = length - head - Int(size)
+        if tail > 0 { munmap(UnsafeMutableRawPointer(bitPattern: aligned + UInt(size)), tail) }
+        let mapping = UnsafeMutableRawPointer(bitPattern: aligned)!
         // A core dump of the VMM must never carry guest RAM.
         _ = madvise(mapping, Int(size), MADV_DONTDUMP)
+        _ = madvise(mapping, Int(size), MADV_HUGEPAGE)
         self.base = mapping
         self.size = size
     }

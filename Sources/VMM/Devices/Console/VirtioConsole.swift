@@ -7,7 +7,9 @@ import Synchronization
 public final class VirtioConsole: VirtioDevice, @unchecked Sendable {
     public let deviceType: UInt32 = 3
     public let features: UInt64 = VirtioFeature.version1 | (1 << 0)   // VIRTIO_CONSOLE_F_SIZE
-    public let queueSizes: [UInt16] = [64, 64]                           // receiveq, transmitq
+    /// receiveq, transmitq. The receive queue is small: the driver fills it at probe
+    /// time, and each buffer is guest kernel work (emulated on nested hosts).
+    public let queueSizes: [UInt16] = [16, 64]
     static let receiveQueue = 0, transmitQueue = 1
     /// Bounds on what one guest request and the host input buffer may hold.
     public static let maxChainBytes = 1 << 20
@@ -43,7 +45,16 @@ public final class VirtioConsole: VirtioDevice, @unchecked Sendable {
         // emerg_wr (offset 8) is only valid with VIRTIO_CONSOLE_F_EMERG_WRITE, which we do not offer.
     }
 
-    public func activate(features: UInt64, queues: inout VirtioQueues) {}
+    public func activate(features: UInt64, queues: inout VirtioQueues) {
+        updateReceiveNotifications(&queues)
+    }
+
+    /// The driver need not notify new receive buffers while there is no input to put
+    /// in them (VRING_USED_F_NO_NOTIFY): it saves a notification per buffer at probe.
+    /// With input waiting, notifications are on so the input moves as soon as it can.
+    private func updateReceiveNotifications(_ queues: inout VirtioQueues) {
+        queues.setNotifications(Self.receiveQueue, enabled: !pendingInput.isEmpty)
+    }
 
     public func reset() { pendingInput.removeAll() }
 
@@ -76,6 +87,7 @@ public final class VirtioConsole: VirtioDevice, @unchecked Sendable {
             pendingInput.removeFirst(written)
             try queues.complete(Self.receiveQueue, chain, written: written)
         }
+        updateReceiveNotifications(&queues)
     }
 
     private func emit(_ bytes: [UInt8]) {

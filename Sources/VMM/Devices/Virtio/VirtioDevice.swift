@@ -43,5 +43,11 @@ public struct VirtioQueues {
     }
 
     public mutating func unpop(_ index: Int) { queues[index].unpop() }
+
+    /// Sets or clears VRING_USED_F_NO_NOTIFY on queue `index`.
+    public func setNotifications(_ index: Int, enabled: Bool) {
+        guard isReady(index) else { return }
+        queues[index].setNotifications(enabled: enabled, memory)
+    }
     public func isReady(_ index: Int) -> Bool { index < queues.count && queues[index].ready }
 }

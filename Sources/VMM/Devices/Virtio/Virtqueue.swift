@@ -42,6 +42,7 @@ public struct Virtqueue: Sendable {
     static let flagWrite: UInt16 = 2
     static let flagIndirect: UInt16 = 4
     static let availableNoInterrupt: UInt16 = 1
+    static let usedNoNotify: UInt16 = 1
 
     public let maxSize: UInt16
     public var size: UInt16
@@ -139,6 +140,11 @@ public struct Virtqueue: Sendable {
     public func wantsInterrupt(_ memory: GuestMemory) -> Bool {
         guard let flags = try? memory.loadIndex(at: availableRing) else { return true }
         return flags & Self.availableNoInterrupt == 0
+    }
+
+    /// VRING_USED_F_NO_NOTIFY in the used ring's flags: a hint, the driver may still notify.
+    public func setNotifications(enabled: Bool, _ memory: GuestMemory) {
+        try? memory.storeIndex(enabled ? 0 : Self.usedNoNotify, at: usedRing)
     }
 
     /// Undoes the last `pop` (the device could not serve it yet, e.g. no input for a receive buffer).
