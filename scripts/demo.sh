@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(bash scripts/build.sh)
-exec "$bin/sm-runc" boot --debug --append quiet "$@"
+exec "$bin/sm-runc" boot --debug "$@"

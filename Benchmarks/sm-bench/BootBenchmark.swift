@@ -30,7 +30,7 @@ struct BootBenchmark: ParsableCommand {
         let initrdFile = FileManager.default.temporaryDirectory.appendingPathComponent("sm-bench-\(getpid()).cpio")
         try Data(initramfs).write(to: initrdFile)
         defer { try? FileManager.default.removeItem(at: initrdFile) }
-        let parameters = AgentProtocol.kernelParameters + ["quiet"]
+        let parameters = AgentProtocol.kernelParameters
         let hostKind = HostKind.detect()
 
         print("sm-bench boot: \(runs) boots each, \(memory) MiB, 1 vCPU")
@@ -111,7 +111,8 @@ struct BootBenchmark: ParsableCommand {
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
     func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return ((try? FileManager.default.attributesOfItem(atPath: resolved)[.size]) as? Int) ?? 0
     }
     func shellQuote(_ s: String) -> String { s.contains(" ") || s.contains(",") && s.contains("=") ? "'\(s)'" : s }
 }

@@ -32,7 +32,7 @@ import ReferenceVMM
 
     func configuration(_ artifacts: Artifacts, console: Console, extra: [String] = []) -> MachineConfiguration {
         var configuration = MachineConfiguration(kernelPath: artifacts.kernel, initrd: .bytes(artifacts.initramfs))
-        configuration.extraKernelParameters = AgentProtocol.kernelParameters + ["quiet"] + extra
+        configuration.extraKernelParameters = AgentProtocol.kernelParameters + extra
         configuration.deadlineSeconds = Self.deadline
         configuration.consoleOutput = { bytes in
             console.bytes.withLock { $0 += bytes }
@@ -88,7 +88,7 @@ import ReferenceVMM
         try Data(artifacts.initramfs).write(to: initrd)
         defer { try? FileManager.default.removeItem(at: initrd) }
         var qemu = QEMUMicrovm(kernel: artifacts.kernel, initrd: initrd.path,
-                               kernelParameters: MachineConfiguration.baseKernelParameters + AgentProtocol.kernelParameters + ["quiet"])
+                               kernelParameters: MachineConfiguration.baseKernelParameters + AgentProtocol.kernelParameters)
         qemu.accelerator = .tcg
         let result = try qemu.run(deadline: 600)
         #expect(result.ready != nil, "no ready line under TCG; console:\n\(result.console.suffix(3000))")
