@@ -63,7 +63,7 @@ let package = Package(
             path: "Benchmarks/sm-bench"
         ),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM"]),
-        .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"]),
+        .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"], exclude: ["Fixtures"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM"]),
