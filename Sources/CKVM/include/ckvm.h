@@ -6,10 +6,6 @@
 // non-variadic ioctl entry points. Nothing here holds state.
 #ifndef CKVM_H
 #define CKVM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <pthread.h>
 
 #include <linux/kvm.h>
 #include <linux/virtio_mmio.h>
@@ -38,8 +34,10 @@ static inline int ckvm_install_kick_handler(void) {
     return sigaction(ckvm_kick_signal(), &sa, NULL);
 }
 
-/// pthread_setname_np(3) needs _GNU_SOURCE, which Swift's Glibc module does not set.
-static inline int ckvm_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+/// pthread_setname_np(3) for the calling thread. Defined in ckvm.c: it needs
+/// _GNU_SOURCE, which must not leak into this header (Swift's Glibc module is
+/// built without it, and the two views of <sys/select.h> would clash).
+int ckvm_set_thread_name(const char *name);
 
 /// ioctl(2) with an integer argument (or none: pass 0).
 static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long value) {
