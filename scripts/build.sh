@@ -19,6 +19,10 @@ mkdir -p "$guest"
 # byte: strip it.
 strip -o "$guest/sm-init.tmp" "$bin/sm-init"
 mv -f "$guest/sm-init.tmp" "$guest/sm-init"
+# The guest's own root, shared read-only with virtio-fs (the agent is then paged in
+# on demand instead of unpacked from an initramfs).
+mkdir -p "$guest/root"/{dev,proc,sys,run,tmp}
+cp -f "$guest/sm-init" "$guest/root/sm-init.tmp" && mv -f "$guest/root/sm-init.tmp" "$guest/root/sm-init"
 ln -sfn "$kernel" "$guest/vmlinux"
 if [ -f "$(dirname "$kernel")/System.map" ]; then
   ln -sfn "$(dirname "$kernel")/System.map" "$guest/System.map"

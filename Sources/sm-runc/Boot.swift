@@ -12,6 +12,9 @@ struct Boot: ParsableCommand {
     @Option(help: "Guest kernel (uncompressed ELF vmlinux).") var kernel: String?
     @Option(help: "Guest agent executable, packed as /init in an initramfs.") var agent: String?
     @Option(help: "Use this initramfs file instead of packing the agent.") var initrd: String?
+    @Option(help: "Boot from this directory, shared read-only with virtio-fs as the guest's root; init is /sm-init.")
+    var guestRoot: String?
+    @Option(help: "Share a host directory with virtio-fs: TAG=DIR or TAG=DIR:ro (repeatable).") var share: [String] = []
     @Option(help: "Guest RAM in MiB.") var memory: Int = 128
     @Option(help: "Stop the guest with an error after this many seconds.") var timeout: Double = 300
     @Option(help: "Extra kernel parameter (repeatable).") var append: [String] = []
@@ -22,10 +25,24 @@ struct Boot: ParsableCommand {
     @Option(help: "Sample the guest RIP every N ms and print the top functions (needs --system-map).") var profileMs: Int = 0
     @Option(help: "System.map of the guest kernel, for --profile-ms.") var systemMap: String?
 
+    static func parseShare(_ text: String) throws -> MachineConfiguration.Share {
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw ValidationError("--share \(text): want TAG=DIR or TAG=DIR:ro")
+        }
+        var path = String(text[text.index(after: equals)...])
+        let readOnly = path.hasSuffix(":ro")
+        if readOnly { path.removeLast(3) }
+        return .init(tag: String(text[..<equals]), hostPath: path, readOnly: readOnly)
+    }
+
     func run() throws {
         let logger = DebugLog(enabled: debug)
         var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel(kernel))
-        if let initrd {
+        configuration.shares = try share.map(Self.parseShare)
+        if let guestRoot {
+            configuration.shares.insert(.init(tag: "sm-guest", hostPath: guestRoot, readOnly: true), at: 0)
+            configuration.rootShare = ("sm-guest", "/sm-init")
+        } else if let initrd {
             configuration.initrd = .file(initrd)
         } else {
             let agentPath = try GuestArtifacts.agent(agent)

@@ -43,7 +43,8 @@ public struct BootParams: Sendable {
     public var e820: [E820Entry]
     /// Random bytes for the guest's CRNG (`SETUP_RNG_SEED`): with them the guest kernel
     /// need not gather entropy at boot (slow under emulation) before getrandom(2)
-    /// returns. Credited when the kernel trusts its boot loader (`random.trust_bootloader=on`).
+    /// returns. Credited when the kernel trusts its boot loader (CONFIG_RANDOM_TRUST_BOOTLOADER:
+    /// setup_data is read before the command line, so the parameter comes too late).
     public var randomSeed: [UInt8] = []
 
     /// The e820 map of a guest with `ramSize` bytes: conventional memory below the

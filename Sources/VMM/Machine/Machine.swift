@@ -87,15 +87,14 @@ public final class Machine: @unchecked Sendable {
         var mmio = Bus(name: "MMIO")
         var pio = Bus(name: "port I/O")
         let output = configuration.consoleOutput
+        var slots = VirtioSlots(vm: vm, memory: memory, loop: eventLoop, log: log)
         console = VirtioConsole(output: output)
-        let consoleIRQ: UInt32 = 5
-        let irqEvent = try OwnedDescriptor.eventFD("virtio-console irq")
-        try vm.registerIRQFD(irqEvent, gsi: consoleIRQ)
-        consoleTransport = VirtioMMIOTransport(
-            name: "virtio-console", device: console, base: X86Layout.mmioStart, irq: consoleIRQ, memory: memory,
-            interrupt: { irqEvent.signalEvent() }, log: log)
-        try mmio.insert(consoleTransport, base: X86Layout.mmioStart.rawValue, size: X86Layout.mmioDeviceSize)
-        try Self.wireNotifications(consoleTransport, vm: vm, loop: eventLoop, log: log)
+        consoleTransport = try slots.attach(console, name: "virtio-console", bus: &mmio)
+        for share in configuration.shares {
+            let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly)
+            let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem))
+            _ = try slots.attach(device, name: "virtio-fs \(share.tag)", bus: &mmio)
+        }
         if configuration.earlySerial {
             try pio.insert(SerialSink { byte in output([byte]) }, base: SerialSink.base, size: SerialSink.size)
         }
@@ -104,7 +103,13 @@ public final class Machine: @unchecked Sendable {
 
         var parameters = MachineConfiguration.baseKernelParameters + hostKind.kernelWorkarounds
         if configuration.earlySerial { parameters.append("earlyprintk=serial,0x3f8,115200") }
-        parameters.append(consoleTransport.kernelParameter)
+        parameters += slots.kernelParameters
+        if let root = configuration.rootShare {
+            guard let share = configuration.shares.first(where: { $0.tag == root.tag }) else {
+                throw MachineError.invalidConfiguration("root share `\(root.tag)` is not among the shares")
+            }
+            parameters += ["root=\(root.tag)", "rootfstype=virtiofs", share.readOnly ? "ro" : "rw", "init=\(root.initPath)"]
+        }
         parameters += configuration.extraKernelParameters
         commandLine = parameters.joined(separator: " ")
         log("kernel command line: \(commandLine)")
@@ -117,24 +122,6 @@ public final class Machine: @unchecked Sendable {
         setupCPU = processCPUSeconds() - cpuAtStart
         log("machine built: \(configuration.memoryMiB) MiB RAM, kernel entry \(image.entry), " +
             "\(formatFixed((monotonicSeconds() - started) * 1000, digits: 1)) ms")
-    }
-
-    /// Queue notifications through ioeventfds: the vCPU does not leave the kernel for them.
-    static func wireNotifications(_ transport: VirtioMMIOTransport, vm: KVMVirtualMachine, loop: EventLoop,
-                                  log: @Sendable (String) -> Void) throws {
-        do {
-            for queue in 0..<transport.queueCount {
-                let event = try OwnedDescriptor.eventFD("\(transport.name) queue \(queue)")
-                try vm.registerIOEventFD(event, mmioAddress: transport.notifyAddress.rawValue, value: UInt32(queue))
-                try loop.add(event) {
-                    event.drainEvent()
-                    transport.queueNotified(queue)
-                }
-            }
-            transport.notifiesByEvent = true
-        } catch {
-            log("\(transport.name): ioeventfd unavailable (\(error)); queue notifications exit to user space")
-        }
     }
 
     /// Host input for the guest console (e.g. the VMM's stdin).

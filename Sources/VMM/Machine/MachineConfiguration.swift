@@ -3,6 +3,11 @@ public struct MachineConfiguration: Sendable {
     public var kernelPath: String
     /// The initial RAM filesystem: a file, or bytes built in memory (see `Initramfs`).
     public var initrd: Initrd?
+    /// Host directories shared into the guest with virtio-fs, in slot order.
+    public var shares: [Share] = []
+    /// Tag of the share the guest kernel mounts as `/` (`root=<tag> rootfstype=virtiofs`),
+    /// and the program it starts there; nil boots from the initrd.
+    public var rootShare: (tag: String, initPath: String)?
     public var memoryMiB: Int = 128
     public var vcpuCount: Int = 1
     /// Appended after the VMM's own kernel parameters.
@@ -27,6 +32,17 @@ public struct MachineConfiguration: Sendable {
         self.initrd = initrd
     }
 
+    public struct Share: Sendable, Equatable {
+        public var tag: String
+        public var hostPath: String
+        public var readOnly: Bool
+        public init(tag: String, hostPath: String, readOnly: Bool) {
+            self.tag = tag
+            self.hostPath = hostPath
+            self.readOnly = readOnly
+        }
+    }
+
     public enum Initrd: Sendable {
         case file(String)
         case bytes([UInt8])
@@ -40,11 +56,8 @@ public struct MachineConfiguration: Sendable {
     /// - `noreplace-smp`: one vCPU need not rewrite thousands of `lock` prefixes.
     /// - `percpu_alloc=page`: per-CPU areas without zeroing a 2 MiB chunk.
     /// - `tsc=reliable`: kvmclock/TSC need no watchdog.
-    /// - `random.trust_bootloader=on`: credit the VMM's seed (boot_params setup_data),
-    ///   so getrandom(2) in the agent does not wait for entropy gathered at boot.
     public static let baseKernelParameters = [
         "console=hvc0", "quiet", "panic=-1", "reboot=t", "noreplace-smp", "percpu_alloc=page", "tsc=reliable",
-        "random.trust_bootloader=on",
     ]
 
     public static let maximumVCPUs = 1
