@@ -16,6 +16,8 @@ struct BootBenchmark: ParsableCommand {
     @Option(help: "Guest RAM in MiB.") var memory = 128
     @Option(help: "Per-boot deadline in seconds.") var deadline = 300.0
     @Flag(help: "Skip qemu (ours only).") var noQemu = false
+    @Option(help: "Also boot ours with the agent on a read-only virtio-fs root share of this directory (no initramfs); default: sm-runc-guest/root beside the kernel, when present.")
+    var guestRoot: String?
 
     struct OurBoot {
         var toReady: Double?
@@ -38,7 +40,9 @@ struct BootBenchmark: ParsableCommand {
         print("  agent   \(agentPath) (initramfs \(initramfs.count >> 10) KiB, uncompressed)")
         print("  host    \(hostKind.summary)")
 
+        let rootShare = guestRoot ?? defaultGuestRoot(kernel: kernel)
         var ours: [OurBoot] = []
+        var oursShare: [OurBoot] = []
         var qemu: [QEMUMicrovm.Result] = []
         var commandLine = ""
         for i in 1...runs {
@@ -46,6 +50,11 @@ struct BootBenchmark: ParsableCommand {
             commandLine = boot.report.commandLine
             ours.append(boot)
             print("  run \(i) ours: \(seconds(boot.toReady)) to ready, \(boot.report.exit)")
+            if let rootShare {
+                let shared = try bootOurs(kernel: kernel, initramfs: nil, rootShare: rootShare, parameters: parameters)
+                oursShare.append(shared)
+                print("  run \(i) ours, agent on virtio-fs root: \(seconds(shared.toReady)) to ready, \(shared.report.exit)")
+            }
             if !noQemu {
                 var reference = QEMUMicrovm(kernel: kernel, initrd: initrdFile.path,
                                             kernelParameters: commandLine.split(separator: " ").map(String.init))
@@ -58,14 +67,23 @@ struct BootBenchmark: ParsableCommand {
         }
         print("  guest command line: \(commandLine)")
         print("")
-        report(ours: ours, qemu: qemu)
+        report(ours: ours, oursShare: oursShare, qemu: qemu)
     }
 
-    func bootOurs(kernel: String, initramfs: [UInt8], parameters: [String]) throws -> OurBoot {
+    func defaultGuestRoot(kernel: String) -> String? {
+        let directory = URL(fileURLWithPath: kernel).deletingLastPathComponent().appendingPathComponent("root")
+        return FileManager.default.fileExists(atPath: directory.appendingPathComponent("sm-init").path) ? directory.path : nil
+    }
+
+    func bootOurs(kernel: String, initramfs: [UInt8]?, rootShare: String? = nil, parameters: [String]) throws -> OurBoot {
         let readyAt = Mutex<Double?>(nil)
         let scanner = Mutex(ConsoleLineScanner())
         let start = Date()
-        var configuration = MachineConfiguration(kernelPath: kernel, initrd: .bytes(initramfs))
+        var configuration = MachineConfiguration(kernelPath: kernel, initrd: initramfs.map { .bytes($0) })
+        if let rootShare {
+            configuration.shares = [.init(tag: "sm-guest", hostPath: rootShare, readOnly: true)]
+            configuration.rootShare = ("sm-guest", "/sm-init")
+        }
         configuration.memoryMiB = memory
         configuration.extraKernelParameters = parameters
         configuration.deadlineSeconds = deadline
@@ -79,7 +97,7 @@ struct BootBenchmark: ParsableCommand {
                        guestUptime: scanner.withLock { $0.ready?.uptimeSeconds })
     }
 
-    func report(ours: [OurBoot], qemu: [QEMUMicrovm.Result]) {
+    func report(ours: [OurBoot], oursShare: [OurBoot], qemu: [QEMUMicrovm.Result]) {
         let oursReady = ours.compactMap(\.toReady)
         let qemuReady = qemu.compactMap(\.secondsToReady)
         print("wall time to the agent's ready line (s)")
@@ -89,6 +107,10 @@ struct BootBenchmark: ParsableCommand {
             if let a = median(oursReady), let b = median(qemuReady) {
                 print("  ratio ours/qemu (median): \(formatFixed(a / b, digits: 2))  (goal <= 0.80)")
             }
+        }
+        if !oursShare.isEmpty {
+            print("  ours, agent on a virtio-fs root instead of the initramfs (no qemu counterpart: Debian's qemu has no built-in virtio-fs server)")
+            print("        " + row(oursShare.map(\.toReady)) + "   median " + seconds(median(oursShare.compactMap(\.toReady))))
         }
         print("  guest uptime at ready (ours): " + ours.compactMap(\.guestUptime).map { formatFixed($0, digits: 2) }.joined(separator: " "))
         print("")

@@ -75,7 +75,9 @@ public struct QEMUMicrovm: Sendable {
         try? output.fileHandleForWriting.close()
         let timer = DispatchSource.makeTimerSource()
         timer.schedule(deadline: .now() + deadline)
-        timer.setEventHandler { process.terminate() }
+        // SIGKILL: a wedged qemu was seen to outlive SIGTERM.
+        let pid = process.processIdentifier
+        timer.setEventHandler { kill(pid, SIGKILL) }
         timer.resume()
         var scanner = ConsoleLineScanner()
         var readyAt: Double?
