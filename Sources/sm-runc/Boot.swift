@@ -12,8 +12,9 @@ struct Boot: ParsableCommand {
     @Option(help: "Guest kernel (uncompressed ELF vmlinux).") var kernel: String?
     @Option(help: "Guest agent executable, packed as /init in an initramfs.") var agent: String?
     @Option(help: "Use this initramfs file instead of packing the agent.") var initrd: String?
-    @Option(help: "Boot from this directory, shared read-only with virtio-fs as the guest's root; init is /sm-init.")
+    @Option(help: "Boot from this directory, shared read-only with virtio-fs as the guest's root; init is /sm-init (default: sm-runc-guest/root when present).")
     var guestRoot: String?
+    @Flag(help: "Boot the agent from an initramfs instead of the guest root share.") var initramfs = false
     @Option(help: "Share a host directory with virtio-fs: TAG=DIR or TAG=DIR:ro (repeatable).") var share: [String] = []
     @Option(help: "Guest RAM in MiB.") var memory: Int = 128
     @Option(help: "Stop the guest with an error after this many seconds.") var timeout: Double = 300
@@ -39,7 +40,7 @@ struct Boot: ParsableCommand {
         let logger = DebugLog(enabled: debug)
         var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel(kernel))
         configuration.shares = try share.map(Self.parseShare)
-        if let guestRoot {
+        if !initramfs, initrd == nil, let guestRoot = guestRoot ?? GuestArtifacts.guestRoot() {
             configuration.shares.insert(.init(tag: "sm-guest", hostPath: guestRoot, readOnly: true), at: 0)
             configuration.rootShare = ("sm-guest", "/sm-init")
         } else if let initrd {

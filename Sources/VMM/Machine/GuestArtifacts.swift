@@ -19,6 +19,13 @@ public enum GuestArtifacts {
         try locate(explicit, environment: "SM_RUNC_AGENT", name: "sm-init", what: "guest agent")
     }
 
+    /// The guest's own root directory (the agent as /sm-init), shared read-only with
+    /// virtio-fs so the agent is paged in on demand rather than unpacked from an initramfs.
+    public static func guestRoot() -> String? {
+        if let value = getenv("SM_RUNC_GUEST_ROOT"), let path = String(validatingCString: value), !path.isEmpty { return path }
+        return searchDirectories.map { $0 + "/root" }.first { access($0 + "/sm-init", X_OK) == 0 }
+    }
+
     /// System.map beside the kernel, when there is one (for guest profiles).
     public static func systemMap(forKernel kernel: String) -> String? {
         let directory = kernel[..<(kernel.lastIndex(of: "/") ?? kernel.startIndex)]
