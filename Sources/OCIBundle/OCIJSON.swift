@@ -1,5 +1,3 @@
-import Foundation
-
 /// JSON in and out for the spec's documents (config.json, process.json, state, features).
 public enum OCIJSON {
     /// Decodes `bytes`, naming `file` in errors: a syntax error gives its line and column,
@@ -23,26 +21,19 @@ public enum OCIJSON {
         }
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws(BundleError) -> T {
-        try decode(type, from: [UInt8](data), file: file)
-    }
-
     public static func decode<T: Decodable>(_ type: T.Type, from string: String, file: String) throws(BundleError) -> T {
         try decode(type, from: Array(string.utf8), file: file)
     }
 
     /// Pretty-printed with sorted keys and unescaped slashes, no trailing newline.
-    public static func encode<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
+    /// No Foundation: OCIBundle is linked into the static guest agent.
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        JSONWriter.write(try JSONTreeEncoder.encode(value), pretty: true)
     }
 
-    /// One line, sorted keys (for state output and logs).
-    public static func encodeCompact<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
+    /// One line, sorted keys (for state output, logs and agent messages).
+    public static func encodeCompact<T: Encodable>(_ value: T) throws -> [UInt8] {
+        JSONWriter.write(try JSONTreeEncoder.encode(value), pretty: false)
     }
 
     static func bundleError(_ error: DecodingError, file: String) -> BundleError {
