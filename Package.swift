@@ -30,7 +30,7 @@ let package = Package(
         // C: guest-side libc calls Swift's Glibc module lacks (reboot(2)).
         .target(name: "CGuest"),
         // The VMM <-> guest agent contract. No Foundation: it is linked into the static agent.
-        .target(name: "AgentProtocol"),
+        .target(name: "AgentProtocol", dependencies: ["OCIBundle"]),
         .target(
             name: "VMM",
             dependencies: [
@@ -64,7 +64,7 @@ let package = Package(
         ),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "CKVM"]),
         .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"], exclude: ["Fixtures"]),
-        .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol"]),
+        .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol", "OCIBundle"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM"]),
     ]

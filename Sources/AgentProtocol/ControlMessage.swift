@@ -1,0 +1,84 @@
+import OCIBundle
+
+/// One control message. A flat envelope (type plus the fields that type uses) keeps the
+/// JSON readable in logs and lets either side ignore fields it does not know.
+///
+/// | type | direction | fields |
+/// | --- | --- | --- |
+/// | hello | both, first | version |
+/// | start | VMM -> agent | process (id), spec (OCI process), terminal stdio unless spec.terminal |
+/// | started | agent -> VMM | process, pid (in the guest) |
+/// | signal | VMM -> agent | process, signal |
+/// | resize | VMM -> agent | process, rows, columns |
+/// | closeStdin | VMM -> agent | process |
+/// | exited | agent -> VMM | process, exitCode or signal |
+/// | error | both | process (optional), message |
+public struct ControlMessage: Codable, Equatable, Sendable {
+    public struct Kind: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
+        }
+        public var description: String { rawValue }
+
+        public static let hello = Kind(rawValue: "hello")
+        public static let start = Kind(rawValue: "start")
+        public static let started = Kind(rawValue: "started")
+        public static let signal = Kind(rawValue: "signal")
+        public static let resize = Kind(rawValue: "resize")
+        public static let closeStdin = Kind(rawValue: "closeStdin")
+        public static let exited = Kind(rawValue: "exited")
+        public static let error = Kind(rawValue: "error")
+    }
+
+    public var type: Kind
+    public var version: Int?
+    public var process: UInt32?
+    public var spec: Spec.Process?
+    public var pid: Int32?
+    public var signal: Int32?
+    public var rows: UInt16?
+    public var columns: UInt16?
+    public var exitCode: Int32?
+    public var message: String?
+
+    public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil, pid: Int32? = nil,
+                signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
+        self.type = type
+        self.version = version
+        self.process = process
+        self.spec = spec
+        self.pid = pid
+        self.signal = signal
+        self.rows = rows
+        self.columns = columns
+        self.exitCode = exitCode
+        self.message = message
+    }
+
+    public static func hello() -> ControlMessage { ControlMessage(type: .hello, version: AgentProtocol.version) }
+
+    /// Checks that a message carries what its type needs. Unknown types are refused:
+    /// the version handshake makes them a peer bug, not an extension.
+    public func validate() throws(ProtocolError) {
+        func need(_ present: Bool, _ field: String) throws(ProtocolError) {
+            if !present { throw .invalidControl("\(type) without \(field)") }
+        }
+        switch type {
+        case .hello:
+            try need(version != nil, "version")
+            if version != AgentProtocol.version { throw .unsupportedVersion(version!) }
+        case .start: try need(process != nil, "process"); try need(spec != nil, "spec")
+        case .started: try need(process != nil, "process"); try need(pid != nil, "pid")
+        case .signal: try need(process != nil, "process"); try need(signal != nil, "signal")
+        case .resize: try need(process != nil, "process"); try need(rows != nil && columns != nil, "rows and columns")
+        case .closeStdin: try need(process != nil, "process")
+        case .exited: try need(process != nil, "process"); try need((exitCode != nil) != (signal != nil), "exactly one of exitCode, signal")
+        case .error: try need(message != nil, "message")
+        default: throw .invalidControl("unknown type \"\(type)\"")
+        }
+    }
+}
