@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -38,6 +39,17 @@ static inline int ckvm_install_kick_handler(void) {
 /// _GNU_SOURCE, which must not leak into this header (Swift's Glibc module is
 /// built without it, and the two views of <sys/select.h> would clash).
 int ckvm_set_thread_name(const char *name);
+
+/// File-server calls glibc declares only under _GNU_SOURCE (which must stay out of
+/// this header); thin wrappers defined in ckvm.c.
+int ckvm_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+int ckvm_fallocate(int fd, int mode, int64_t offset, int64_t length);
+ssize_t ckvm_getxattr(const char *path, const char *name, void *value, size_t size);
+int ckvm_setxattr(const char *path, const char *name, const void *value, size_t size, int flags);
+ssize_t ckvm_listxattr(const char *path, char *list, size_t size);
+int ckvm_removexattr(const char *path, const char *name);
+ssize_t ckvm_getdents64(int fd, void *buffer, size_t size);
+int ckvm_syncfs(int fd);
 
 /// ioctl(2) with an integer argument (or none: pass 0).
 static inline int ckvm_ioctl_value(int fd, unsigned long request, unsigned long value) {

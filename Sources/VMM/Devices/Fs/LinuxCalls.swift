@@ -1,14 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKVM
 
 /// What the file server needs from Linux that Swift's Glibc module does not import:
 /// it is built without `_GNU_SOURCE`, so `O_PATH`, `AT_EMPTY_PATH`, `SEEK_DATA`,
 /// `renameat2`, `fallocate`, `syncfs`, the xattr calls and `getdents64` are
-/// missing, and
-/// `syscall(2)` is variadic. The constants are the x86_64/generic Linux values; the
-/// functions are glibc's own exported symbols (glibc >= 2.30), resolved once with
-/// `dlsym` and called through their exact C prototypes.
+/// missing, and `syscall(2)` is variadic. The constants are the x86_64/generic Linux
+/// values; the functions are glibc's (>= 2.30), reached through CKVM's C wrappers.
 ///
 /// There is no `openat2` wrapper in glibc and `syscall` cannot be called from Swift,
 /// so `RESOLVE_BENEATH` is not used: instead the server never resolves a guest path
@@ -30,37 +29,16 @@ enum Linux {
     static let XATTR_CREATE: Int32 = 1
     static let XATTR_REPLACE: Int32 = 2
 
-    typealias Renameat2 = @convention(c) (Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32) -> Int32
-    typealias Fallocate = @convention(c) (Int32, Int32, Int, Int) -> Int32
-    typealias Getxattr = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeMutableRawPointer?, Int) -> Int
-    typealias Setxattr = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafeRawPointer?, Int, Int32) -> Int32
-    typealias Listxattr = @convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<CChar>?, Int) -> Int
-    typealias Removexattr = @convention(c) (UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Int32
-    typealias Getdents64 = @convention(c) (Int32, UnsafeMutableRawPointer?, Int) -> Int
-    typealias Syncfs = @convention(c) (Int32) -> Int32
-
-    /// `int renameat2(int, const char *, int, const char *, unsigned int)`
-    static let renameat2: Renameat2? = symbol("renameat2")
-    /// `int fallocate(int fd, int mode, off_t offset, off_t len)` (64-bit off_t on x86_64)
-    static let fallocate: Fallocate? = symbol("fallocate")
-    /// `ssize_t getxattr(const char *path, const char *name, void *value, size_t size)`
-    static let getxattr: Getxattr? = symbol("getxattr")
-    /// `int setxattr(const char *path, const char *name, const void *value, size_t size, int flags)`
-    static let setxattr: Setxattr? = symbol("setxattr")
-    /// `ssize_t listxattr(const char *path, char *list, size_t size)`
-    static let listxattr: Listxattr? = symbol("listxattr")
-    /// `int removexattr(const char *path, const char *name)`
-    static let removexattr: Removexattr? = symbol("removexattr")
-    /// `ssize_t getdents64(int fd, void *dirp, size_t count)`
-    static let getdents64: Getdents64? = symbol("getdents64")
-    /// `int syncfs(int fd)`
-    static let syncfs: Syncfs? = symbol("syncfs")
-
-    private static func symbol<F>(_ name: String) -> F? {
-        // RTLD_DEFAULT is ((void *) 0) in glibc: search the process's global symbols.
-        guard let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
-        return unsafeBitCast(address, to: F.self)
-    }
+    // The GNU calls, through thin C wrappers in CKVM (declared there without
+    // _GNU_SOURCE, which must not reach Swift's view of the C library).
+    static let renameat2 = ckvm_renameat2
+    static let fallocate = ckvm_fallocate
+    static let getxattr = ckvm_getxattr
+    static let setxattr = ckvm_setxattr
+    static let listxattr = ckvm_listxattr
+    static let removexattr = ckvm_removexattr
+    static let getdents64 = ckvm_getdents64
+    static let syncfs = ckvm_syncfs
 
     /// The path through which a new open of an `O_PATH` fd's inode is made: the
     /// magic link refers to the inode itself, not to whatever its old path holds now.
@@ -84,9 +62,4 @@ func fsCall(_ call: @autoclosure () -> String, _ argument: @autoclosure () -> St
 func fsCallSize(_ call: @autoclosure () -> String, _ argument: @autoclosure () -> String,
                 _ body: () -> Int) throws(FuseError) -> Int {
     do { return try checkSize(call(), argument(), body) } catch { throw FuseError(error) }
-}
-
-/// A GNU function `dlsym` did not find: the operation is not available on this libc.
-func missing(_ function: String) -> FuseError {
-    FuseError(ENOSYS, "\(function): not exported by this C library")
 }

@@ -116,7 +116,7 @@ extension PassthroughFileSystem {
     /// fails with ERANGE, as getxattr(2) does.
     public func getxattr(_ nodeid: UInt64, name: [UInt8], size: Int) throws(FuseError) -> FuseXattrReply {
         let inode = try inodes.get(nodeid)
-        guard let getxattr = Linux.getxattr else { throw missing("getxattr") }
+        let getxattr = Linux.getxattr
         let argument = "node \(nodeid) \(String(decoding: name, as: UTF8.self))"
         let cName = name + [0]
         var value = [UInt8](repeating: 0, count: size)
@@ -134,7 +134,7 @@ extension PassthroughFileSystem {
     /// FUSE_LISTXATTR: NUL-separated names; size-0 probe semantics as GETXATTR.
     public func listxattr(_ nodeid: UInt64, size: Int) throws(FuseError) -> FuseXattrReply {
         let inode = try inodes.get(nodeid)
-        guard let listxattr = Linux.listxattr else { throw missing("listxattr") }
+        let listxattr = Linux.listxattr
         var list = [UInt8](repeating: 0, count: size)
         let n = try fsCallSize("listxattr", "node \(nodeid)") {
             list.withUnsafeMutableBytes { raw in
@@ -147,7 +147,7 @@ extension PassthroughFileSystem {
     /// FUSE_SETXATTR with XATTR_CREATE / XATTR_REPLACE.
     public func setxattr(_ nodeid: UInt64, name: [UInt8], value: ArraySlice<UInt8>, flags: UInt32) throws(FuseError) {
         let inode = try inodes.get(nodeid)
-        guard let setxattr = Linux.setxattr else { throw missing("setxattr") }
+        let setxattr = Linux.setxattr
         let flags = Int32(bitPattern: flags)
         guard flags & ~(Linux.XATTR_CREATE | Linux.XATTR_REPLACE) == 0 else {
             throw .invalid("setxattr `node \(nodeid)`: flags \(flags)")
@@ -166,7 +166,7 @@ extension PassthroughFileSystem {
     /// FUSE_REMOVEXATTR.
     public func removexattr(_ nodeid: UInt64, name: [UInt8]) throws(FuseError) {
         let inode = try inodes.get(nodeid)
-        guard let removexattr = Linux.removexattr else { throw missing("removexattr") }
+        let removexattr = Linux.removexattr
         let cName = name + [0]
         try fsCall("removexattr", "node \(nodeid) \(String(decoding: name, as: UTF8.self))") {
             cName.withUnsafeBufferPointer { nameBytes in

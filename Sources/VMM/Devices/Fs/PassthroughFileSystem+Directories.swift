@@ -22,7 +22,7 @@ extension PassthroughFileSystem {
     func readdir(fh: UInt64, offset: UInt64, size: Int, plus: Bool, timeout: FuseTimeout,
                  into reply: inout FuseWriter) throws(FuseError) {
         let handle = try handles.get(fh, directory: true)
-        guard let getdents64 = Linux.getdents64 else { throw missing("getdents64") }
+        let getdents64 = Linux.getdents64
         let fd = handle.fd.rawValue
         try fsCall("lseek", "fh \(fh) to \(offset)") {
             Glibc.lseek(fd, Int(truncatingIfNeeded: offset), SEEK_SET) == -1 ? -1 : 0

@@ -79,7 +79,7 @@ extension PassthroughFileSystem {
     /// share's root (not other filesystems mounted beneath it on the host). syncfs(2)
     /// refuses `O_PATH` fds, so the root is opened for the call.
     public func syncfs() throws(FuseError) {
-        guard let syncfs = Linux.syncfs else { throw missing("syncfs") }
+        let syncfs = Linux.syncfs
         let root = try inodes.get(FuseConstant.rootID)
         let fd = OwnedDescriptor(adopting: try fsCall("openat", "node 1/.") {
             openat(root.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -108,8 +108,8 @@ extension PassthroughFileSystem {
     /// FUSE_FALLOCATE with the guest's mode (KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE...).
     public func fallocate(fh: UInt64, offset: UInt64, length: UInt64, mode: UInt32) throws(FuseError) {
         let handle = try handles.get(fh, directory: false)
-        guard let fallocate = Linux.fallocate else { throw FuseError(EOPNOTSUPP, missing("fallocate").message) }
-        guard let start = Int(exactly: offset), let count = Int(exactly: length) else {
+        let fallocate = Linux.fallocate
+        guard let start = Int64(exactly: offset), let count = Int64(exactly: length) else {
             throw .invalid("fallocate `fh \(fh)`: offset \(offset) length \(length)")
         }
         try fsCall("fallocate", "fh \(fh) at \(offset) length \(length)") {

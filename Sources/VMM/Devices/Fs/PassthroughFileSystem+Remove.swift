@@ -42,7 +42,7 @@ extension PassthroughFileSystem {
         guard flags & ~(Linux.RENAME_NOREPLACE | Linux.RENAME_EXCHANGE) == 0 else {
             throw .invalid("renameat2 `\(argument)`: flags 0x\(String(flags, radix: 16))")
         }
-        guard let renameat2 = Linux.renameat2 else { throw .invalid("renameat2: \(missing("renameat2").message)") }
+        let renameat2 = Linux.renameat2
         try fsCall("renameat2", argument) {
             name.withCString { old in newName.withCString { new in renameat2(from.fd.rawValue, old, to.fd.rawValue, new, flags) } }
         }
