@@ -3,6 +3,10 @@
 /// printed once PID 1 has its filesystems and is ready for work.
 public enum AgentProtocol {
     public static let version = 1
+    /// The agent connects to the VMM over vsock: host context id 2, this port
+    /// (the VMM's hybrid vsock maps it to the Unix socket `<path>_1024`).
+    public static let hostCID: UInt32 = 2
+    public static let vsockPort: UInt32 = 1024
 
     /// Kernel parameters the agent needs. Unknown `NAME=value` parameters reach PID 1
     /// as environment variables. The Swift runtime's backtracer initialiser in a static

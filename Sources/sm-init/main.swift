@@ -56,7 +56,38 @@ guard getpid() == 1 else {
 let mounted = mountFilesystem("proc", at: "/proc", type: "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
     && mountFilesystem("sysfs", at: "/sys", type: "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
     && mountFilesystem("devtmpfs", at: "/dev", type: "devtmpfs", flags: UInt(MS_NOSUID))
+/// Opens the agent channel to the VMM and exchanges hellos. Without a vsock device or
+/// a listener on the host this fails at once, and the agent goes on without it.
+func greetHost() {
+    let fd = cguest_vsock_connect(AgentProtocol.hostCID, AgentProtocol.vsockPort)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    do {
+        var hello = try Frame.control(.hello()).encoded()
+        guard hello.withUnsafeMutableBytes({ write(fd, $0.baseAddress, $0.count) }) == hello.count else {
+            say("sm-init: agent channel: write: \(String(cString: strerror(errno)))")
+            return
+        }
+        var reader = FrameReader()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { return }
+            for frame in try reader.feed(buffer[0..<n]) {
+                if case .control(let message) = frame, message.type == .hello {
+                    try message.validate()
+                    say("sm-init: agent channel up (protocol v\(message.version ?? 0))")
+                    return
+                }
+            }
+        }
+    } catch {
+        say("sm-init: agent channel: \(error)")
+    }
+}
+
 if mounted {
     say(ReadyLine(uptime: uptime()).rendered)
+    greetHost()
 }
 endGuest()

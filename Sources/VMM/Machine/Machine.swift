@@ -33,6 +33,9 @@ public final class Machine: @unchecked Sendable {
     private var kvmRunCPU: Double = 0
     private var profile = GuestProfile()
 
+    /// The guest's vsock context id (2 is the host, 3 the first guest).
+    public static let guestCID: UInt64 = 3
+
     /// Builds the machine: nothing runs until `run`.
     public init(_ configuration: MachineConfiguration) throws {
         started = monotonicSeconds()
@@ -90,6 +93,11 @@ public final class Machine: @unchecked Sendable {
         var slots = VirtioSlots(vm: vm, memory: memory, loop: eventLoop, log: log)
         console = VirtioConsole(output: output)
         consoleTransport = try slots.attach(console, name: "virtio-console", bus: &mmio)
+        if let path = configuration.vsockSocketPath {
+            let vsock = try VirtioVsock(guestCID: Self.guestCID, socketPath: path, log: log)
+            let transport = try slots.attach(vsock, name: "virtio-vsock", bus: &mmio)
+            try eventLoop.add(vsock.hostEvents) { vsock.hostEventsReady(on: transport) }
+        }
         for share in configuration.shares {
             let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly)
             let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem))

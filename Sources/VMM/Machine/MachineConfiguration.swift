@@ -8,6 +8,10 @@ public struct MachineConfiguration: Sendable {
     /// Tag of the share the guest kernel mounts as `/` (`root=<tag> rootfstype=virtiofs`),
     /// and the program it starts there; nil boots from the initrd.
     public var rootShare: (tag: String, initPath: String)?
+    /// The agent channel: a virtio-vsock device whose host side is Unix sockets at this
+    /// path (a guest connection to host port P reaches `<path>_P`; host processes
+    /// connect to `<path>` and send "CONNECT <port>\n"). nil: no vsock device.
+    public var vsockSocketPath: String?
     public var memoryMiB: Int = 128
     public var vcpuCount: Int = 1
     /// Appended after the VMM's own kernel parameters.
