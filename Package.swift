@@ -48,7 +48,7 @@ let package = Package(
         // PID 1 in the guest. Linked as a fully static executable (glibc static), no Foundation.
         .executableTarget(
             name: "sm-init",
-            dependencies: ["AgentProtocol", "CGuest"],
+            dependencies: ["AgentProtocol", "OCIBundle", "CGuest"],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // The reference VMM (Debian's qemu microvm) for benchmarks and the software-CPU boot test.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job (README): all set-up on a fresh Debian 12 machine, then boots
-# the guest kernel in sm-runc's own VMM to the Swift guest agent, with --debug
-# diagnostics (host kind, command line, VM exits, VMM CPU time).
+# The main job (README): all set-up on a fresh Debian 12 machine, then runs the
+# example container config-examples/hello in a microVM booted by sm-runc's own VMM.
+# Extra arguments go to `sm-runc run` (e.g. --debug for VMM and guest diagnostics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(bash scripts/build.sh)
-exec "$bin/sm-runc" boot --debug "$@"
+bash scripts/make-rootfs.sh config-examples/hello
+exec "$bin/sm-runc" run "$@" -b config-examples/hello "hello-$$"

@@ -38,6 +38,9 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public var version: Int?
     public var process: UInt32?
     public var spec: Spec.Process?
+    /// With `start`: the container's mounts (config.json order) and hostname.
+    public var mounts: [Mount]?
+    public var hostname: String?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -45,12 +48,15 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public var exitCode: Int32?
     public var message: String?
 
-    public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil, pid: Int32? = nil,
+    public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
+                mounts: [Mount]? = nil, hostname: String? = nil, pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
         self.version = version
         self.process = process
         self.spec = spec
+        self.mounts = mounts
+        self.hostname = hostname
         self.pid = pid
         self.signal = signal
         self.rows = rows

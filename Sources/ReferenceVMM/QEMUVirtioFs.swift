@@ -77,8 +77,10 @@ public struct QEMUMicrovmVirtioFs: Sendable {
         public var timedOut: Bool
         public var virtiofsdExitStatus: Int32
         public var virtiofsdLog: String
-        /// Host CPU seconds (user + system) of qemu and virtiofsd together, KVM_RUN included.
-        public var hostCPUSeconds: Double
+        /// Host CPU seconds (user + system) of qemu (KVM_RUN included) and of virtiofsd.
+        public var qemuCPUSeconds: Double
+        public var virtiofsdCPUSeconds: Double
+        public var hostCPUSeconds: Double { qemuCPUSeconds + virtiofsdCPUSeconds }
     }
 
     public struct LaunchError: Error, CustomStringConvertible {
@@ -160,13 +162,16 @@ public struct QEMUMicrovmVirtioFs: Sendable {
         timer.cancel()
         watcher.cancel()
         let wall = Date().timeIntervalSince(start)
+        // qemu has been waited for, virtiofsd not yet: the two deltas split the CPU.
+        let afterQemu = childrenCPUSeconds()
         stop(daemon, grace: 5)
         return Result(console: String(decoding: console, as: UTF8.self), wallSeconds: wall,
                       exitStatus: qemu.terminationStatus,
                       timedOut: qemu.terminationReason == .uncaughtSignal && wall >= deadline,
                       virtiofsdExitStatus: daemon.terminationStatus,
                       virtiofsdLog: readLog(),
-                      hostCPUSeconds: childrenCPUSeconds() - childrenBefore)
+                      qemuCPUSeconds: afterQemu - childrenBefore,
+                      virtiofsdCPUSeconds: childrenCPUSeconds() - afterQemu)
     }
 
     /// Waits up to `grace` seconds for the process to exit by itself (virtiofsd does

@@ -6,6 +6,7 @@
 // restart the guest, which with `reboot=t` ends as a triple fault the VMM reports
 // as the guest's normal end.
 import AgentProtocol
+import OCIBundle
 import CGuest
 #if canImport(Glibc)
 import Glibc
@@ -57,30 +58,40 @@ let mounted = mountFilesystem("proc", at: "/proc", type: "proc", flags: UInt(MS_
     && mountFilesystem("sysfs", at: "/sys", type: "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
     && mountFilesystem("devtmpfs", at: "/dev", type: "devtmpfs", flags: UInt(MS_NOSUID))
 /// Opens the agent channel to the VMM and exchanges hellos. Without a vsock device or
-/// a listener on the host this fails at once, and the agent goes on without it.
-func greetHost() {
+/// a listener on the host this fails at once, and the agent ends the guest.
+func connectToHost() -> Channel? {
     let fd = cguest_vsock_connect(AgentProtocol.hostCID, AgentProtocol.vsockPort)
-    guard fd >= 0 else { return }
-    defer { close(fd) }
+    guard fd >= 0 else { return nil }
+    let channel = Channel(fd: fd)
     do {
-        var hello = try Frame.control(.hello()).encoded()
-        guard hello.withUnsafeMutableBytes({ write(fd, $0.baseAddress, $0.count) }) == hello.count else {
-            say("sm-init: agent channel: write: \(String(cString: strerror(errno)))")
+        try channel.send(.control(.hello()))
+        guard let reply = try channel.nextControl(), reply.type == .hello else { return nil }
+        say("sm-init: agent channel up (protocol v\(reply.version ?? 0))")
+        return channel
+    } catch {
+        say("sm-init: agent channel: \(error)")
+        return nil
+    }
+}
+
+/// Serves the VMM: one `start` runs the container process; its exit ends the guest.
+func serve(_ channel: Channel) {
+    do {
+        guard let start = try channel.nextControl(), start.type == .start, let spec = start.spec, let id = start.process else {
             return
         }
-        var reader = FrameReader()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { return }
-            for frame in try reader.feed(buffer[0..<n]) {
-                if case .control(let message) = frame, message.type == .hello {
-                    try message.validate()
-                    say("sm-init: agent channel up (protocol v\(message.version ?? 0))")
-                    return
-                }
-            }
+        if let hostname = start.hostname { _ = sethostname(hostname, hostname.utf8.count) }
+        do {
+            try Container.prepare(mounts: start.mounts ?? [], readOnly: false)
+            let status = try Container.run(spec, id: id, channel: channel)
+            let exited = cguest_signaled(status) != 0
+                ? ControlMessage(type: .exited, process: id, signal: cguest_term_signal(status))
+                : ControlMessage(type: .exited, process: id, exitCode: cguest_exit_code(status))
+            try channel.send(.control(exited))
+        } catch {
+            try channel.send(.control(ControlMessage(type: .error, process: id, message: "\(error)")))
         }
+        channel.awaitClose(milliseconds: 5000)
     } catch {
         say("sm-init: agent channel: \(error)")
     }
@@ -88,6 +99,6 @@ func greetHost() {
 
 if mounted {
     say(ReadyLine(uptime: uptime()).rendered)
-    greetHost()
+    if let channel = connectToHost() { serve(channel) }
 }
 endGuest()

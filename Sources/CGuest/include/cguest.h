@@ -10,6 +10,32 @@
 
 /// reboot(2) with RB_AUTOBOOT: with the kernel's `reboot=t` the VM ends as a triple fault.
 static inline int cguest_restart(void) { return reboot(RB_AUTOBOOT); }
+#include <sys/wait.h>
+#include <sys/mount.h>
+#include <signal.h>
+
+#include <fcntl.h>
+/// pipe(2) with both ends close-on-exec (pipe2 needs _GNU_SOURCE; the agent is single-threaded).
+static inline int cguest_pipe(int fds[2]) {
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/// wait(2) status decoding (macros in C).
+static inline int cguest_exited(int status) { return WIFEXITED(status); }
+static inline int cguest_exit_code(int status) { return WEXITSTATUS(status); }
+static inline int cguest_signaled(int status) { return WIFSIGNALED(status); }
+static inline int cguest_term_signal(int status) { return WTERMSIG(status); }
+/// Restores every signal's default disposition and an empty mask (a child before exec).
+static inline void cguest_reset_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+}
+
 /// A connected AF_VSOCK stream socket to (cid, port), close-on-exec; -1 and errno on failure.
 static inline int cguest_vsock_connect(unsigned int cid, unsigned int port) {
     int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -1,0 +1,173 @@
+import AgentProtocol
+import OCIBundle
+import CGuest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sets up the container's root (the bundle rootfs share) and its mounts, then runs
+/// the process with the spec's user, environment and working directory, relaying its
+/// stdio and exit over the channel.
+enum Container {
+    static let rootTag = "rootfs"
+    static let root = "/run/container"
+
+    /// Mounts the rootfs share and the spec's kernel filesystems inside it.
+    static func prepare(mounts: [Mount], readOnly: Bool) throws {
+        guard mountFilesystem("tmpfs", at: "/run", type: "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV)) else {
+            throw AgentError("mount tmpfs on /run failed")
+        }
+        ensureDirectory(root)
+        guard mount(rootTag, root, "virtiofs", readOnly ? UInt(MS_RDONLY) : 0, nil) == 0 else {
+            throw AgentError("mount virtiofs `\(rootTag)` on \(root): \(String(cString: strerror(errno)))")
+        }
+        for entry in mounts {
+            try mountInContainer(entry)
+        }
+    }
+
+    /// Kernel filesystems (proc, sysfs, tmpfs, devpts, mqueue) as runc makes them.
+    /// Bind mounts of host paths need their own shares (issue 3) and are reported.
+    static func mountInContainer(_ entry: Mount) throws {
+        let type = entry.type ?? "none"
+        let options = entry.options ?? []
+        if type == "bind" || options.contains("bind") || options.contains("rbind") || type == "cgroup" || type == "cgroup2" {
+            say("sm-init: mount \(entry.destination): \(type == "bind" || options.contains("bind") || options.contains("rbind") ? "bind mounts of host paths" : type) not supported yet, skipped")
+            return
+        }
+        var flags: UInt = 0
+        var data: [String] = []
+        for option in options {
+            switch option {
+            case "ro": flags |= UInt(MS_RDONLY)
+            case "rw": break
+            case "nosuid": flags |= UInt(MS_NOSUID)
+            case "nodev": flags |= UInt(MS_NODEV)
+            case "noexec": flags |= UInt(MS_NOEXEC)
+            case "relatime": flags |= UInt(MS_RELATIME)
+            case "strictatime": flags |= UInt(MS_STRICTATIME)
+            case "private", "rprivate", "slave", "rslave", "shared", "rshared": break
+            default: data.append(option)
+            }
+        }
+        let target = root + entry.destination
+        makeDirectories(target)
+        let source = entry.source ?? type
+        let result = data.isEmpty
+            ? mount(source, target, type, flags, nil)
+            : mount(source, target, type, flags, data.joined(separator: ","))
+        guard result == 0 else {
+            throw AgentError("mount \(type) on \(entry.destination): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    static func makeDirectories(_ path: String) {
+        var current = ""
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { return }
+        }
+    }
+
+    /// Runs `spec` and relays it until it exits; returns its wait status.
+    static func run(_ spec: Spec.Process, id: UInt32, channel: Channel) throws -> Int32 {
+        guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
+        var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
+        guard cguest_pipe(&stdinPipe) == 0, cguest_pipe(&stdoutPipe) == 0, cguest_pipe(&stderrPipe) == 0 else {
+            throw AgentError("pipe: \(String(cString: strerror(errno)))")
+        }
+        let environment = spec.env ?? []
+        let executable = resolve(args[0], environment: environment)
+        let pid = fork()
+        guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
+        if pid == 0 {
+            child(spec, executable: executable, args: args, environment: environment,
+                  stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1])
+        }
+        close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
+        try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
+        return try relay(pid: pid, id: id, channel: channel, stdin: stdinPipe[1], outputs: [(stdoutPipe[0], .stdout), (stderrPipe[0], .stderr)])
+    }
+
+    /// In the child: enter the root, become the user, exec. Never returns.
+    static func child(_ spec: Spec.Process, executable: String, args: [String], environment: [String],
+                      stdin: Int32, stdout: Int32, stderr: Int32) -> Never {
+        cguest_reset_signals()
+        dup2(stdin, 0); dup2(stdout, 1); dup2(stderr, 2)
+        func fail(_ what: String, _ code: Int32) -> Never {
+            let message = Array("sm-init: \(what): \(String(cString: strerror(errno)))\n".utf8)
+            _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            _exit(code)
+        }
+        guard chroot(root) == 0, chdir("/") == 0 else { fail("chroot \(root)", 1) }
+        guard chdir(spec.cwd.isEmpty ? "/" : spec.cwd) == 0 else { fail("chdir \(spec.cwd)", 1) }
+        if let mask = spec.user.umask { umask(mode_t(mask)) }
+        var groups = (spec.user.additionalGids ?? []).map { gid_t($0) }
+        guard setgroups(groups.count, &groups) == 0, setgid(spec.user.gid) == 0, setuid(spec.user.uid) == 0 else {
+            fail("set user \(spec.user.uid):\(spec.user.gid)", 1)
+        }
+        var cArgs = args.map { strdup($0) } + [nil]
+        var cEnv = environment.map { strdup($0) } + [nil]
+        execve(executable, &cArgs, &cEnv)
+        // As runc reports it: 127 when there is no such file, 126 when it cannot run.
+        fail("exec \(args[0])", errno == ENOENT ? 127 : 126)
+    }
+
+    /// `name` as execvp would find it, with the container's PATH, inside the container root.
+    static func resolve(_ name: String, environment: [String]) -> String {
+        guard !name.contains("/") else { return name }
+        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if access(root + candidate, X_OK) == 0 { return candidate }
+        }
+        return name
+    }
+
+    /// Copies the process's output to the channel and the channel's input and signals to
+    /// the process, until its output closes and it has exited.
+    static func relay(pid: pid_t, id: UInt32, channel: Channel, stdin: Int32, outputs: [(Int32, Frame.Stream)]) throws -> Int32 {
+        var open = outputs
+        var stdinFD: Int32? = stdin
+        var buffer = [UInt8](repeating: 0, count: Frame.maximumData)
+        var channelOpen = true
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0.0, events: Int16(POLLIN), revents: 0) }
+            if channelOpen { fds.append(pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), -1)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw AgentError("poll: \(String(cString: strerror(errno)))") }
+            let outputs = open     // the fds this poll round watched, in `fds` order
+            for (i, entry) in fds.enumerated() where entry.revents != 0 {
+                if channelOpen && i == outputs.count {
+                    guard let frames = try channel.receive() else { channelOpen = false; continue }
+                    for frame in frames {
+                        switch frame {
+                        case .data(_, .stdin, let bytes):
+                            if let fd = stdinFD { _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+                        case .control(let message) where message.type == .closeStdin:
+                            if let fd = stdinFD { close(fd); stdinFD = nil }
+                        case .control(let message) where message.type == .signal:
+                            kill(pid, message.signal ?? SIGTERM)
+                        default:
+                            break
+                        }
+                    }
+                    continue
+                }
+                let (fd, stream) = outputs[i]
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    try channel.send(.data(process: id, stream: stream, bytes: Array(buffer[0..<count])))
+                } else if count == 0 || errno != EINTR {
+                    close(fd)
+                    open.removeAll { $0.0 == fd }
+                }
+            }
+        }
+        if let fd = stdinFD { close(fd) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+}

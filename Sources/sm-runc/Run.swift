@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import AgentProtocol
+import OCIBundle
+import VMM
+
+/// `sm-runc run`: boots the bundle in a microVM and runs process.args in it, in the
+/// foreground, with this process's stdio, and exits with the process's status
+/// (128+signal when it was killed), as `runc run` does.
+///
+/// Today's scope: the VMM runs in this process (no separate create/start yet), no
+/// terminal, no detach; the guest mounts the bundle's rootfs over virtio-fs and the
+/// spec's kernel filesystems (bind mounts of host paths are skipped with a message).
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create and run a container in a microVM (foreground).")
+
+    @Option(name: [.customShort("b"), .long], help: "Path to the bundle (default: the current directory).")
+    var bundle: String = "."
+    @Option(help: "Write the pid of the process that waits for the container here (no newline).")
+    var pidFile: String?
+    @Option(help: "State directory root.") var root: String = "/run/sm-runc"
+    @Flag(help: "Print VMM and guest kernel diagnostics on stderr.") var debug = false
+    @Flag(help: "Not supported yet: run in the background.") var detach = false
+    @Argument(help: "The container id.") var id: String
+
+    func run() throws {
+        guard !detach else { throw RuntimeError("run --detach is not supported yet (issue 4: create/start)") }
+        do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
+        let loaded: OCIBundle.Bundle
+        do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
+        let spec = loaded.spec
+        guard let process = spec.process else { throw RuntimeError("config.json: process: required to run a container") }
+        guard process.terminal != true else {
+            throw RuntimeError("process.terminal: a terminal needs --console-socket (create/start, issue 4); set it to false")
+        }
+
+        let state = root + "/" + id
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        guard mkdir(state, 0o700) == 0 else {
+            throw RuntimeError(errno == EEXIST ? "container with id exists: \(id)" : "mkdir \(state): \(String(cString: strerror(errno)))")
+        }
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        if let pidFile {
+            try String(getpid()).write(toFile: pidFile, atomically: true, encoding: .utf8)
+        }
+
+        let logger = DebugLog(enabled: debug)
+        let socketPath = state + "/agent.sock"
+        let session = try AgentSession(
+            socketPath: "\(socketPath)_\(AgentProtocol.vsockPort)",
+            start: ControlMessage(type: .start, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname))
+        session.serveInBackground()
+
+        guard let guestRoot = GuestArtifacts.guestRoot() else {
+            throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
+        }
+        var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel())
+        configuration.shares = [
+            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
+            .init(tag: "rootfs", hostPath: loaded.rootfs, readOnly: spec.root?.readonly ?? false),
+        ]
+        configuration.rootShare = ("sm-guest", "/sm-init")
+        configuration.vsockSocketPath = socketPath
+        configuration.extraKernelParameters = AgentProtocol.kernelParameters
+        configuration.deadlineSeconds = nil
+        configuration.log = { logger.debug($0) }
+        configuration.consoleOutput = { bytes in
+            if debug { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
+        }
+        let report = try Machine(configuration).run()
+        logger.debug("guest end: \(report.exit)")
+
+        switch session.outcome(timeout: 5) {
+        case .exited(let code)?:
+            throw ExitCode(code)
+        case .signaled(let signal)?:
+            throw ExitCode(128 + signal)
+        case .failed(let message)?:
+            let guest = report.exit.isClean ? "" : " (guest: \(report.exit))"
+            throw RuntimeError("container \(id): \(message)\(guest)")
+        case nil:
+            throw RuntimeError("container \(id): the guest ended without reporting the process's exit (\(report.exit))")
+        }
+    }
+}
