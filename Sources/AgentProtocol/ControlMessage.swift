@@ -41,6 +41,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     /// With `start`: the container's mounts (config.json order) and hostname.
     public var mounts: [Mount]?
     public var hostname: String?
+    /// With `start`: `root.readonly` (the rootfs is mounted read-only in the guest).
+    public var rootReadonly: Bool?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -49,7 +51,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public var message: String?
 
     public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
-                mounts: [Mount]? = nil, hostname: String? = nil, pid: Int32? = nil,
+                mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil, pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
         self.version = version
@@ -57,6 +59,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.spec = spec
         self.mounts = mounts
         self.hostname = hostname
+        self.rootReadonly = rootReadonly
         self.pid = pid
         self.signal = signal
         self.rows = rows

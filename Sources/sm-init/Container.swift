@@ -18,11 +18,16 @@ enum Container {
             throw AgentError("mount tmpfs on /run failed")
         }
         ensureDirectory(root)
-        guard mount(rootTag, root, "virtiofs", readOnly ? UInt(MS_RDONLY) : 0, nil) == 0 else {
+        guard mount(rootTag, root, "virtiofs", 0, nil) == 0 else {
             throw AgentError("mount virtiofs `\(rootTag)` on \(root): \(String(cString: strerror(errno)))")
         }
         for entry in mounts {
             try mountInContainer(entry)
+        }
+        // root.readonly, as runc does it: mount points are made first, then the root
+        // mount (not the ones on top of it) becomes read-only.
+        if readOnly, mount(nil, root, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) != 0 {
+            throw AgentError("remount \(root) read-only: \(String(cString: strerror(errno)))")
         }
     }
 

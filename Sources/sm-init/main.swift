@@ -82,7 +82,7 @@ func serve(_ channel: Channel) {
         }
         if let hostname = start.hostname { _ = sethostname(hostname, hostname.utf8.count) }
         do {
-            try Container.prepare(mounts: start.mounts ?? [], readOnly: false)
+            try Container.prepare(mounts: start.mounts ?? [], readOnly: start.rootReadonly ?? false)
             let status = try Container.run(spec, id: id, channel: channel)
             let exited = cguest_signaled(status) != 0
                 ? ControlMessage(type: .exited, process: id, signal: cguest_term_signal(status))

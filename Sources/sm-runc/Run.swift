@@ -49,7 +49,8 @@ struct Run: ParsableCommand {
         let socketPath = state + "/agent.sock"
         let session = try AgentSession(
             socketPath: "\(socketPath)_\(AgentProtocol.vsockPort)",
-            start: ControlMessage(type: .start, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname))
+            start: ControlMessage(type: .start, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
+                                 rootReadonly: spec.root?.readonly))
         session.serveInBackground()
 
         guard let guestRoot = GuestArtifacts.guestRoot() else {
@@ -58,7 +59,9 @@ struct Run: ParsableCommand {
         var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel())
         configuration.shares = [
             .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
-            .init(tag: "rootfs", hostPath: loaded.rootfs, readOnly: spec.root?.readonly ?? false),
+            // Writable at the device: the agent makes mount points, then remounts the
+            // root read-only when root.readonly says so (as runc does).
+            .init(tag: "rootfs", hostPath: loaded.rootfs, readOnly: false),
         ]
         configuration.rootShare = ("sm-guest", "/sm-init")
         configuration.vsockSocketPath = socketPath

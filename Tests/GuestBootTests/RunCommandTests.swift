@@ -9,7 +9,7 @@ import VMM
         URL(fileURLWithPath: GuestArtifacts.searchDirectories[0]).deletingLastPathComponent().appendingPathComponent("sm-runc").path
     }
 
-    static func makeBundle(args: [String]) throws -> URL {
+    static func makeBundle(args: [String], readonly: Bool = false) throws -> URL {
         let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let rootfs = bundle.appendingPathComponent("rootfs")
         for dir in ["bin", "proc", "dev", "tmp"] {
@@ -22,7 +22,7 @@ import VMM
         let config: [String: Any] = [
             "ociVersion": "1.2.0",
             "process": ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"],
-            "root": ["path": "rootfs"],
+            "root": ["path": "rootfs", "readonly": readonly],
             "hostname": "runtest",
             "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
             "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]],
@@ -58,6 +58,19 @@ import VMM
         #expect(result.status == 3, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
         #expect(result.stdout == Array("out ".utf8) + [1, 255] + Array(" no newlineruntest\n".utf8))
         #expect(result.stderr == Array("err\n".utf8))
+    }
+
+    @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {
+        try requireKVM()
+        let bundle = try Self.makeBundle(
+            args: ["sh", "-c", "echo x > /newfile || echo refused; cat /proc/sys/kernel/hostname; echo tmp > /tmp/t 2>&1 || echo tmp-refused"],
+            readonly: true)
+        defer { try? FileManager.default.removeItem(at: bundle) }
+        let result = try Self.runSMRunc(["-b", bundle.path, "run-readonly"])
+        #expect(result.status == 0, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "refused\nruntest\ntmp-refused\n")
+        #expect(String(decoding: result.stderr, as: UTF8.self).contains("Read-only file system"))
+        #expect(!FileManager.default.fileExists(atPath: bundle.appendingPathComponent("rootfs/newfile").path))
     }
 
     @Test func badInputGetsAClearErrorAndLeavesNothing() throws {
