@@ -4,81 +4,83 @@ import VMM
 
 /// `sm-runc run` end to end: a busybox bundle booted in a microVM, stdout and stderr
 /// byte-exact in files, the exit status propagated; bad input gets runc's wording.
-@Suite(.serialized) struct RunCommandTests {
-    static var smRunc: String {
-        URL(fileURLWithPath: GuestArtifacts.searchDirectories[0]).deletingLastPathComponent().appendingPathComponent("sm-runc").path
-    }
-
-    static func makeBundle(args: [String], readonly: Bool = false) throws -> URL {
-        let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        let rootfs = bundle.appendingPathComponent("rootfs")
-        for dir in ["bin", "proc", "dev", "tmp"] {
-            try FileManager.default.createDirectory(at: rootfs.appendingPathComponent(dir), withIntermediateDirectories: true)
+extension VMBootTests {
+    @Suite struct RunCommandTests {
+        static var smRunc: String {
+            URL(fileURLWithPath: GuestArtifacts.searchDirectories[0]).deletingLastPathComponent().appendingPathComponent("sm-runc").path
         }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs.appendingPathComponent("bin/busybox").path)
-        for applet in ["sh", "echo", "printf", "cat", "hostname"] {
-            try FileManager.default.createSymbolicLink(atPath: rootfs.appendingPathComponent("bin/\(applet)").path, withDestinationPath: "busybox")
+
+        static func makeBundle(args: [String], readonly: Bool = false) throws -> URL {
+            let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            let rootfs = bundle.appendingPathComponent("rootfs")
+            for dir in ["bin", "proc", "dev", "tmp"] {
+                try FileManager.default.createDirectory(at: rootfs.appendingPathComponent(dir), withIntermediateDirectories: true)
+            }
+            try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs.appendingPathComponent("bin/busybox").path)
+            for applet in ["sh", "echo", "printf", "cat", "hostname"] {
+                try FileManager.default.createSymbolicLink(atPath: rootfs.appendingPathComponent("bin/\(applet)").path, withDestinationPath: "busybox")
+            }
+            let config: [String: Any] = [
+                "ociVersion": "1.2.0",
+                "process": ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"],
+                "root": ["path": "rootfs", "readonly": readonly],
+                "hostname": "runtest",
+                "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
+                "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]],
+            ]
+            try JSONSerialization.data(withJSONObject: config).write(to: bundle.appendingPathComponent("config.json"))
+            return bundle
         }
-        let config: [String: Any] = [
-            "ociVersion": "1.2.0",
-            "process": ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"],
-            "root": ["path": "rootfs", "readonly": readonly],
-            "hostname": "runtest",
-            "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
-            "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]],
-        ]
-        try JSONSerialization.data(withJSONObject: config).write(to: bundle.appendingPathComponent("config.json"))
-        return bundle
-    }
 
-    struct Result { var status: Int32; var stdout: [UInt8]; var stderr: [UInt8] }
+        struct Result { var status: Int32; var stdout: [UInt8]; var stderr: [UInt8] }
 
-    static func runSMRunc(_ arguments: [String]) throws -> Result {
-        let directory = FileManager.default.temporaryDirectory
-        let out = directory.appendingPathComponent("sm-runc-out-\(getpid())"), err = directory.appendingPathComponent("sm-runc-err-\(getpid())")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: smRunc)
-        process.arguments = ["run", "--root", directory.appendingPathComponent("sm-runc-state-\(getpid())").path] + arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        try process.run()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: Array(try Data(contentsOf: out)), stderr: Array(try Data(contentsOf: err)))
-    }
+        static func runSMRunc(_ arguments: [String]) throws -> Result {
+            let directory = FileManager.default.temporaryDirectory
+            let out = directory.appendingPathComponent("sm-runc-out-\(getpid())"), err = directory.appendingPathComponent("sm-runc-err-\(getpid())")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: smRunc)
+            process.arguments = ["run", "--root", directory.appendingPathComponent("sm-runc-state-\(getpid())").path] + arguments
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = try FileHandle(forWritingTo: err)
+            try process.run()
+            process.waitUntilExit()
+            return Result(status: process.terminationStatus, stdout: Array(try Data(contentsOf: out)), stderr: Array(try Data(contentsOf: err)))
+        }
 
-    @Test func runPrintsAndReturnsTheExitCode() throws {
-        try requireKVM()
-        let bundle = try Self.makeBundle(args: ["sh", "-c", "printf 'out \\001\\377 no newline'; echo err >&2; hostname; exit 3"])
-        defer { try? FileManager.default.removeItem(at: bundle) }
-        let result = try Self.runSMRunc(["-b", bundle.path, "run-exit-3"])
-        #expect(result.status == 3, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
-        #expect(result.stdout == Array("out ".utf8) + [1, 255] + Array(" no newlineruntest\n".utf8))
-        #expect(result.stderr == Array("err\n".utf8))
-    }
+        @Test func runPrintsAndReturnsTheExitCode() throws {
+            try requireKVM()
+            let bundle = try Self.makeBundle(args: ["sh", "-c", "printf 'out \\001\\377 no newline'; echo err >&2; hostname; exit 3"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let result = try Self.runSMRunc(["-b", bundle.path, "run-exit-3"])
+            #expect(result.status == 3, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
+            #expect(result.stdout == Array("out ".utf8) + [1, 255] + Array(" no newlineruntest\n".utf8))
+            #expect(result.stderr == Array("err\n".utf8))
+        }
 
-    @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {
-        try requireKVM()
-        let bundle = try Self.makeBundle(
-            args: ["sh", "-c", "echo x > /newfile || echo refused; cat /proc/sys/kernel/hostname; echo tmp > /tmp/t 2>&1 || echo tmp-refused"],
-            readonly: true)
-        defer { try? FileManager.default.removeItem(at: bundle) }
-        let result = try Self.runSMRunc(["-b", bundle.path, "run-readonly"])
-        #expect(result.status == 0, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
-        #expect(String(decoding: result.stdout, as: UTF8.self) == "refused\nruntest\ntmp-refused\n")
-        #expect(String(decoding: result.stderr, as: UTF8.self).contains("Read-only file system"))
-        #expect(!FileManager.default.fileExists(atPath: bundle.appendingPathComponent("rootfs/newfile").path))
-    }
+        @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {
+            try requireKVM()
+            let bundle = try Self.makeBundle(
+                args: ["sh", "-c", "echo x > /newfile || echo refused; cat /proc/sys/kernel/hostname; echo tmp > /tmp/t 2>&1 || echo tmp-refused"],
+                readonly: true)
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let result = try Self.runSMRunc(["-b", bundle.path, "run-readonly"])
+            #expect(result.status == 0, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
+            #expect(String(decoding: result.stdout, as: UTF8.self) == "refused\nruntest\ntmp-refused\n")
+            #expect(String(decoding: result.stderr, as: UTF8.self).contains("Read-only file system"))
+            #expect(!FileManager.default.fileExists(atPath: bundle.appendingPathComponent("rootfs/newfile").path))
+        }
 
-    @Test func badInputGetsAClearErrorAndLeavesNothing() throws {
-        let missing = try Self.runSMRunc(["-b", "/nonexistent-bundle", "x"])
-        #expect(missing.status == 1)
-        #expect(String(decoding: missing.stderr, as: UTF8.self).contains("/nonexistent-bundle/config.json: no such file or directory"))
-        let badID = try Self.runSMRunc(["-b", "/tmp", "../escape"])
-        #expect(badID.status == 1)
-        #expect(String(decoding: badID.stderr, as: UTF8.self).contains("invalid container ID format"))
+        @Test func badInputGetsAClearErrorAndLeavesNothing() throws {
+            let missing = try Self.runSMRunc(["-b", "/nonexistent-bundle", "x"])
+            #expect(missing.status == 1)
+            #expect(String(decoding: missing.stderr, as: UTF8.self).contains("/nonexistent-bundle/config.json: no such file or directory"))
+            let badID = try Self.runSMRunc(["-b", "/tmp", "../escape"])
+            #expect(badID.status == 1)
+            #expect(String(decoding: badID.stderr, as: UTF8.self).contains("invalid container ID format"))
+        }
     }
 }
