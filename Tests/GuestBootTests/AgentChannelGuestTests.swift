@@ -47,6 +47,8 @@ extension VMBootTests {
                             if frames.contains(where: { if case .control(let m) = $0 { m.type == .hello } else { false } }) {
                                 let reply = try Frame.control(.hello()).encoded()
                                 _ = reply.withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+                                // Nothing to start: closing the channel lets the agent end the guest.
+                                return
                             }
                         } catch {
                             failure.withLock { $0 = "\(error)" }
