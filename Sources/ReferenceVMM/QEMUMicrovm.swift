@@ -62,17 +62,8 @@ public struct QEMUMicrovm: Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: Self.binary + " (install qemu-system-x86: scripts/setup-deps.sh)"])
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
         let start = Date()
-        try process.run()
-        // Our copy of the write end must go, or the read below never sees EOF.
-        try? output.fileHandleForWriting.close()
+        let (process, output) = try ConsoleProcess.launch(Self.binary, arguments)
         let timer = DispatchSource.makeTimerSource()
         timer.schedule(deadline: .now() + deadline)
         // SIGKILL: a wedged qemu was seen to outlive SIGTERM.
@@ -81,12 +72,7 @@ public struct QEMUMicrovm: Sendable {
         timer.resume()
         var scanner = ConsoleLineScanner()
         var readyAt: Double?
-        var console = Data()
-        let handle = output.fileHandleForReading
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            if console.count < 1 << 20 { console.append(chunk) }
+        let console = ConsoleProcess.drain(output) { chunk in
             if scanner.feed(chunk) != nil { readyAt = Date().timeIntervalSince(start) }
         }
         process.waitUntilExit()

@@ -125,16 +125,8 @@ public struct QEMUMicrovmVirtioFs: Sendable {
             usleep(20_000)
         }
 
-        let qemu = Process()
-        qemu.executableURL = URL(fileURLWithPath: QEMUMicrovm.binary)
-        qemu.arguments = qemuArguments
-        let output = Pipe()
-        qemu.standardOutput = output
-        qemu.standardError = output
-        qemu.standardInput = FileHandle.nullDevice
         let start = Date()
-        try qemu.run()
-        try? output.fileHandleForWriting.close()
+        let (qemu, output) = try ConsoleProcess.launch(QEMUMicrovm.binary, qemuArguments)
         // At the deadline SIGTERM, 5 s later SIGKILL. If virtiofsd dies first qemu can
         // hang waiting for it, so that also ends qemu.
         let timer = DispatchSource.makeTimerSource()
@@ -161,13 +153,7 @@ public struct QEMUMicrovmVirtioFs: Sendable {
             }
         }
         watcher.resume()
-        var console = Data()
-        let handle = output.fileHandleForReading
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            if console.count < 1 << 20 { console.append(chunk) }
-        }
+        let console = ConsoleProcess.drain(output)
         qemu.waitUntilExit()
         timer.cancel()
         watcher.cancel()
