@@ -57,3 +57,28 @@ struct MockDriver {
         return (try memory.read(UInt32.self, at: at), try memory.read(UInt32.self, at: at + 4))
     }
 }
+
+extension VirtioMMIOTransport {
+    /// The Linux virtio-mmio driver's bring-up: ACKNOWLEDGE, DRIVER, features,
+    /// FEATURES_OK, each queue (size and ring addresses from `queues`, then ready),
+    /// DRIVER_OK (unless `driverOK` is false: Linux drivers fill receive queues during
+    /// probe, before the core sets it). `selected` runs right after each queue is selected.
+    func bringUpLikeLinux(queues: [MockDriver], features: UInt64 = VirtioFeature.version1, driverOK: Bool = true,
+                          selected: (Int) -> Void = { _ in }) {
+        func w(_ offset: UInt64, _ value: UInt64) { write(offset: offset, length: 4, value: value) }
+        w(0x70, 1); w(0x70, 3)
+        w(0x24, 0); w(0x20, features & 0xffff_ffff)
+        w(0x24, 1); w(0x20, features >> 32)
+        w(0x70, 11)
+        for (i, driver) in queues.enumerated() {
+            w(0x30, UInt64(i))
+            selected(i)
+            w(0x38, UInt64(driver.size))
+            w(0x80, driver.descriptors.rawValue); w(0x84, 0)
+            w(0x90, driver.available.rawValue); w(0x94, 0)
+            w(0xa0, driver.used.rawValue); w(0xa4, 0)
+            w(0x44, 1)
+        }
+        if driverOK { w(0x70, 15) }
+    }
+}

@@ -22,22 +22,7 @@ import Synchronization
     func w(_ offset: UInt64, _ value: UInt64) { transport.write(offset: offset, length: 4, value: value) }
     func r(_ offset: UInt64) -> UInt64 { transport.read(offset: offset, length: 4) }
 
-    /// The driver's bring-up: acknowledge, negotiate VERSION_1, set up `queue`, DRIVER_OK.
-    func bringUp(queues: [MockDriver], features: UInt64 = VirtioFeature.version1) {
-        w(0x70, 1); w(0x70, 3)
-        w(0x24, 0); w(0x20, features & 0xffff_ffff)
-        w(0x24, 1); w(0x20, features >> 32)
-        w(0x70, 11)
-        for (i, driver) in queues.enumerated() {
-            w(0x30, UInt64(i))
-            w(0x38, UInt64(driver.size))
-            w(0x80, driver.descriptors.rawValue); w(0x84, 0)
-            w(0x90, driver.available.rawValue); w(0x94, 0)
-            w(0xa0, driver.used.rawValue); w(0xa4, 0)
-            w(0x44, 1)
-        }
-        w(0x70, 15)
-    }
+    func bringUp(queues: [MockDriver]) { transport.bringUpLikeLinux(queues: queues) }
 
     @Test func identifiesAsAVersion2ConsoleDevice() {
         #expect(r(0x000) == 0x7472_6976)

@@ -174,19 +174,9 @@ extension FuseTests {
             #expect(transport.read(offset: 0x008, length: 4) == 26)
             #expect(transport.read(offset: 0x100, length: 4) == 0x746f_6f72)
             var d = drivers()
-            w(0x70, 1); w(0x70, 3)
-            w(0x24, 1); w(0x20, 1)                      // VERSION_1
-            w(0x70, 11)
-            for (i, driver) in [d.hiprio, d.request].enumerated() {
-                w(0x30, UInt64(i))
+            transport.bringUpLikeLinux(queues: [d.hiprio, d.request]) { i in
                 #expect(transport.read(offset: 0x34, length: 4) == [128, 256][i])
-                w(0x38, UInt64(driver.size))
-                w(0x80, driver.descriptors.rawValue); w(0x84, 0)
-                w(0x90, driver.available.rawValue); w(0x94, 0)
-                w(0xa0, driver.used.rawValue); w(0xa4, 0)
-                w(0x44, 1)
             }
-            w(0x70, 15)
             try submit(fuseMessage(.initialize, unique: 77, initArgs()), room: 80, on: &d.request)
             w(0x50, 1)                                  // QueueNotify(1)
             #expect(try d.request.usedElement(0) == (0, 80))

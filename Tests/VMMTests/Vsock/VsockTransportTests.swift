@@ -38,17 +38,7 @@ extension VsockTests {
         /// The Linux driver's bring-up: VERSION_1, three queues, receive buffers, DRIVER_OK.
         mutating func bringUp() throws {
             #expect(transport.read(offset: 0x008, length: 4) == 19)
-            w(0x70, 1); w(0x70, 3)
-            w(0x24, 1); w(0x20, 1)
-            w(0x70, 11)
-            for (i, driver) in [rx, tx, event].enumerated() {
-                w(0x30, UInt64(i))
-                w(0x38, UInt64(driver.size))
-                w(0x80, driver.descriptors.rawValue); w(0x84, 0)
-                w(0x90, driver.available.rawValue); w(0x94, 0)
-                w(0xa0, driver.used.rawValue); w(0xa4, 0)
-                w(0x44, 1)
-            }
+            transport.bringUpLikeLinux(queues: [rx, tx, event], driverOK: false)
             for i: UInt16 in 0..<8 {
                 try rx.setDescriptor(i, .init(address: VsockHarness.rxAddress(i), length: VsockHarness.rxBufferSize, flags: 2))
                 try rx.publish(i)
