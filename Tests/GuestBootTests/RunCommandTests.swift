@@ -74,6 +74,30 @@ extension VMBootTests {
             #expect(!FileManager.default.fileExists(atPath: bundle.appendingPathComponent("rootfs/newfile").path))
         }
 
+        @Test func specWritesAValidConfigOnceAndRefusesToOverwrite() throws {
+            let bundle = try Self.makeBundle(args: ["true"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let config = bundle.appendingPathComponent("config.json")
+            try FileManager.default.removeItem(at: config)
+            func spec() throws -> (Int32, String) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Self.smRunc)
+                process.arguments = ["spec", "--bundle", bundle.path]
+                let err = Pipe()
+                process.standardError = err
+                try process.run()
+                process.waitUntilExit()
+                return (process.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            }
+            #expect(try spec().0 == 0)
+            let json = try String(contentsOf: config, encoding: .utf8)
+            #expect(json.contains("\"ociVersion\" : \"1.2.0\""))
+            #expect(json.contains("\"destination\" : \"/proc\""))
+            let (status, message) = try spec()
+            #expect(status == 1)
+            #expect(message.contains("File \(config.path) exists. Remove it first"))
+        }
+
         @Test func badInputGetsAClearErrorAndLeavesNothing() throws {
             let missing = try Self.runSMRunc(["-b", "/nonexistent-bundle", "x"])
             #expect(missing.status == 1)
