@@ -23,7 +23,13 @@ final class Channel {
         }
     }
 
-    /// Reads what is available (blocking once) and returns complete frames; [] at EOF.
+    /// Frames that arrived behind the last control message `nextControl` returned.
+    func takePending() -> [Frame] {
+        defer { pending = [] }
+        return pending
+    }
+
+    /// Reads what is available (blocking once) and returns complete frames; nil at EOF.
     func receive() throws -> [Frame]? {
         if !pending.isEmpty { defer { pending = [] }; return pending }
         var buffer = [UInt8](repeating: 0, count: 64 << 10)

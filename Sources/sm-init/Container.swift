@@ -136,6 +136,22 @@ enum Container {
         var stdinFD: Int32? = stdin
         var buffer = [UInt8](repeating: 0, count: Frame.maximumData)
         var channelOpen = true
+        func handle(_ frames: [Frame]) {
+            for frame in frames {
+                switch frame {
+                case .data(_, .stdin, let bytes):
+                    if let fd = stdinFD { _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+                case .control(let message) where message.type == .closeStdin:
+                    if let fd = stdinFD { close(fd); stdinFD = nil }
+                case .control(let message) where message.type == .signal:
+                    kill(pid, message.signal ?? SIGTERM)
+                default:
+                    break
+                }
+            }
+        }
+        // Input and closeStdin may have arrived together with `start`.
+        handle(channel.takePending())
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0.0, events: Int16(POLLIN), revents: 0) }
             if channelOpen { fds.append(pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)) }
@@ -146,18 +162,7 @@ enum Container {
             for (i, entry) in fds.enumerated() where entry.revents != 0 {
                 if channelOpen && i == outputs.count {
                     guard let frames = try channel.receive() else { channelOpen = false; continue }
-                    for frame in frames {
-                        switch frame {
-                        case .data(_, .stdin, let bytes):
-                            if let fd = stdinFD { _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
-                        case .control(let message) where message.type == .closeStdin:
-                            if let fd = stdinFD { close(fd); stdinFD = nil }
-                        case .control(let message) where message.type == .signal:
-                            kill(pid, message.signal ?? SIGTERM)
-                        default:
-                            break
-                        }
-                    }
+                    handle(frames)
                     continue
                 }
                 let (fd, stream) = outputs[i]

@@ -34,7 +34,7 @@ extension VMBootTests {
 
         struct Result { var status: Int32; var stdout: [UInt8]; var stderr: [UInt8] }
 
-        static func runSMRunc(_ arguments: [String]) throws -> Result {
+        static func runSMRunc(_ arguments: [String], stdin: URL? = nil) throws -> Result {
             let directory = FileManager.default.temporaryDirectory
             let out = directory.appendingPathComponent("sm-runc-out-\(getpid())"), err = directory.appendingPathComponent("sm-runc-err-\(getpid())")
             FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -43,7 +43,7 @@ extension VMBootTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: smRunc)
             process.arguments = ["run", "--root", directory.appendingPathComponent("sm-runc-state-\(getpid())").path] + arguments
-            process.standardInput = FileHandle.nullDevice
+            process.standardInput = try stdin.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
             process.standardOutput = try FileHandle(forWritingTo: out)
             process.standardError = try FileHandle(forWritingTo: err)
             try process.run()
@@ -59,6 +59,20 @@ extension VMBootTests {
             #expect(result.status == 3, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
             #expect(result.stdout == Array("out ".utf8) + [1, 255] + Array(" no newlineruntest\n".utf8))
             #expect(result.stderr == Array("err\n".utf8))
+        }
+
+        @Test func stdinReachesTheProcessAndItsEndIsSeen() throws {
+            try requireKVM()
+            let bundle = try Self.makeBundle(args: ["sh", "-c", "cat; echo \"[eof]\""])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let input = bundle.appendingPathComponent("input.txt")
+            try Data("line one\nline two, no newline".utf8).write(to: input)
+            let result = try Self.runSMRunc(["-b", bundle.path, "run-stdin"], stdin: input)
+            #expect(result.status == 0, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
+            #expect(String(decoding: result.stdout, as: UTF8.self) == "line one\nline two, no newline[eof]\n")
+            // And with /dev/null: cat sees EOF at once.
+            let empty = try Self.runSMRunc(["-b", bundle.path, "run-stdin-null"])
+            #expect(String(decoding: empty.stdout, as: UTF8.self) == "[eof]\n")
         }
 
         @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {
