@@ -17,6 +17,8 @@ final class AgentSession: @unchecked Sendable {
     private let start: ControlMessage
     private let lock = NSLock()
     private var result: Outcome?
+    /// The agent's connection once the process was started (for signals).
+    private var connection: Int32?
     private let done = DispatchSemaphore(value: 0)
 
     init(socketPath: String, start: ControlMessage) throws {
@@ -62,7 +64,10 @@ final class AgentSession: @unchecked Sendable {
     private func serve() -> Outcome {
         let connection = accept(listener, nil, nil)
         guard connection >= 0 else { return .failed("accept: \(String(cString: strerror(errno)))") }
-        defer { close(connection) }
+        defer {
+            lock.withLock { self.connection = nil }
+            close(connection)
+        }
         var reader = FrameReader()
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         var helloDone = false
@@ -84,7 +89,7 @@ final class AgentSession: @unchecked Sendable {
                             try send(.control(start), to: connection)
                             forwardStdin(to: connection)
                         case .started:
-                            break
+                            lock.withLock { self.connection = connection }
                         case .exited:
                             if let signal = message.signal { return .signaled(signal) }
                             return .exited(message.exitCode ?? 255)
@@ -99,6 +104,14 @@ final class AgentSession: @unchecked Sendable {
         } catch {
             return .failed("\(error)")
         }
+    }
+
+    /// Sends `signal` to the container process; false before it started or after it exited.
+    @discardableResult
+    func signal(_ signal: Int32) -> Bool {
+        guard let connection = lock.withLock({ result == nil ? self.connection : nil }) else { return false }
+        let message = ControlMessage(type: .signal, process: start.process ?? 1, signal: signal)
+        return (try? send(.control(message), to: connection)) != nil
     }
 
     /// Copies our stdin to the process; EOF closes the process's stdin.

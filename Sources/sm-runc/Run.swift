@@ -52,6 +52,16 @@ struct Run: ParsableCommand {
             start: ControlMessage(type: .start, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
                                  rootReadonly: spec.root?.readonly))
         session.serveInBackground()
+        // Like `runc run`: signals sent to us go to the container's process.
+        let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+        let sources = forwarded.map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { session.signal(number) }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
 
         guard let guestRoot = GuestArtifacts.guestRoot() else {
             throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")

@@ -75,6 +75,30 @@ extension VMBootTests {
             #expect(String(decoding: empty.stdout, as: UTF8.self) == "[eof]\n")
         }
 
+        @Test func aSignalToRunReachesTheContainerProcess() throws {
+            try requireKVM()
+            let bundle = try Self.makeBundle(args: ["sh", "-c", "trap 'echo got TERM; exit 7' TERM; echo started; while :; do read -t 1 x; done"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let out = bundle.appendingPathComponent("out"), err = bundle.appendingPathComponent("err")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.smRunc)
+            process.arguments = ["run", "--root", bundle.appendingPathComponent("state").path, "-b", bundle.path, "run-signal"]
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = try FileHandle(forWritingTo: err)
+            try process.run()
+            let deadline = Date().addingTimeInterval(240)
+            while Date() < deadline, process.isRunning, !((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains("started") {
+                usleep(200_000)
+            }
+            process.terminate()                      // SIGTERM to sm-runc
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 7, "stderr: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+            #expect(try String(contentsOf: out, encoding: .utf8) == "started\ngot TERM\n")
+        }
+
         @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {
             try requireKVM()
             let bundle = try Self.makeBundle(
