@@ -104,6 +104,18 @@ enum Container {
             _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             _exit(code)
         }
+        if let adjust = spec.oomScoreAdj {
+            let text = Array("\(adjust)\n".utf8)
+            let fd = open("/proc/self/oom_score_adj", O_WRONLY)
+            guard fd >= 0, text.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == text.count else {
+                fail("write oom_score_adj \(adjust)", 1)
+            }
+            close(fd)
+        }
+        for limit in spec.rlimits ?? [] {
+            guard let resource = limit.type.number else { fail("rlimit \(limit.type.rawValue): unknown", 1) }
+            guard cguest_setrlimit(resource, limit.soft, limit.hard) == 0 else { fail("setrlimit \(limit.type.rawValue)", 1) }
+        }
         guard chroot(root) == 0, chdir("/") == 0 else { fail("chroot \(root)", 1) }
         guard chdir(spec.cwd.isEmpty ? "/" : spec.cwd) == 0 else { fail("chdir \(spec.cwd)", 1) }
         if let mask = spec.user.umask { umask(mode_t(mask)) }
@@ -111,6 +123,7 @@ enum Container {
         guard setgroups(groups.count, &groups) == 0, setgid(spec.user.gid) == 0, setuid(spec.user.uid) == 0 else {
             fail("set user \(spec.user.uid):\(spec.user.gid)", 1)
         }
+        if spec.noNewPrivileges == true, cguest_set_no_new_privs() != 0 { fail("prctl PR_SET_NO_NEW_PRIVS", 1) }
         var cArgs = args.map { strdup($0) } + [nil]
         var cEnv = environment.map { strdup($0) } + [nil]
         execve(executable, &cArgs, &cEnv)

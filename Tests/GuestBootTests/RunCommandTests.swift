@@ -10,7 +10,7 @@ extension VMBootTests {
             URL(fileURLWithPath: GuestArtifacts.searchDirectories[0]).deletingLastPathComponent().appendingPathComponent("sm-runc").path
         }
 
-        static func makeBundle(args: [String], readonly: Bool = false) throws -> URL {
+        static func makeBundle(args: [String], readonly: Bool = false, process extra: [String: Any] = [:]) throws -> URL {
             let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
             let rootfs = bundle.appendingPathComponent("rootfs")
             for dir in ["bin", "proc", "dev", "tmp"] {
@@ -20,9 +20,10 @@ extension VMBootTests {
             for applet in ["sh", "echo", "printf", "cat", "hostname"] {
                 try FileManager.default.createSymbolicLink(atPath: rootfs.appendingPathComponent("bin/\(applet)").path, withDestinationPath: "busybox")
             }
+            let process: [String: Any] = ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"]
             let config: [String: Any] = [
                 "ociVersion": "1.2.0",
-                "process": ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"],
+                "process": process.merging(extra) { $1 },
                 "root": ["path": "rootfs", "readonly": readonly],
                 "hostname": "runtest",
                 "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
@@ -97,6 +98,26 @@ extension VMBootTests {
             process.waitUntilExit()
             #expect(process.terminationStatus == 7, "stderr: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
             #expect(try String(contentsOf: out, encoding: .utf8) == "started\ngot TERM\n")
+        }
+
+        @Test func theProcessGetsItsUserLimitsAndPrivileges() throws {
+            try requireKVM()
+            let bundle = try Self.makeBundle(
+                args: ["sh", "-c", "echo $(id -u):$(id -g) $(ulimit -n) $(cat /proc/self/oom_score_adj) $(grep NoNewPrivs /proc/self/status | tr -d '\\t ')"],
+                process: [
+                    "user": ["uid": 1000, "gid": 100, "umask": 18],
+                    "rlimits": [["type": "RLIMIT_NOFILE", "soft": 321, "hard": 654]],
+                    "oomScoreAdj": 250,
+                    "noNewPrivileges": true,
+                    "cwd": "/",
+                ])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            for applet in ["id", "grep", "tr"] {
+                try FileManager.default.createSymbolicLink(atPath: bundle.appendingPathComponent("rootfs/bin/\(applet)").path, withDestinationPath: "busybox")
+            }
+            let result = try Self.runSMRunc(["-b", bundle.path, "run-user"])
+            #expect(result.status == 0, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
+            #expect(String(decoding: result.stdout, as: UTF8.self) == "1000:100 321 250 NoNewPrivs:1\n")
         }
 
         @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {

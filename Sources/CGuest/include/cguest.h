@@ -23,6 +23,16 @@ static inline int cguest_pipe(int fds[2]) {
     return 0;
 }
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
+/// prctl(PR_SET_NO_NEW_PRIVS) (prctl is variadic).
+static inline int cguest_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+/// setrlimit(2) by resource number (Swift imports the resource argument as an enum).
+static inline int cguest_setrlimit(int resource, unsigned long long soft, unsigned long long hard) {
+    struct rlimit limit = { soft, hard };
+    return setrlimit(resource, &limit);
+}
+
 /// wait(2) status decoding (macros in C).
 static inline int cguest_exited(int status) { return WIFEXITED(status); }
 static inline int cguest_exit_code(int status) { return WEXITSTATUS(status); }
