@@ -14,6 +14,6 @@ struct SMRunc: ParsableCommand {
             spec: 1.2.0
             vmm: sm-runc (Swift, /dev/kvm)
             """,
-        subcommands: [Boot.self, Run.self, SpecCommand.self]
+        subcommands: [Boot.self, Run.self, SpecCommand.self, FeaturesCommand.self]
     )
 }

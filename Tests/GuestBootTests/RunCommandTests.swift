@@ -157,6 +157,23 @@ extension VMBootTests {
             #expect(message.contains("File \(config.path) exists. Remove it first"))
         }
 
+        @Test func featuresIsAValidFeaturesDocument() throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.smRunc)
+            process.arguments = ["features"]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            let document = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            #expect(document["ociVersionMin"] as? String == "1.0.0")
+            #expect(document["ociVersionMax"] as? String == "1.2.0")
+            let linux = try #require(document["linux"] as? [String: Any])
+            #expect((linux["seccomp"] as? [String: Any])?["enabled"] as? Bool == false)
+        }
+
         @Test func badInputGetsAClearErrorAndLeavesNothing() throws {
             let missing = try Self.runSMRunc(["-b", "/nonexistent-bundle", "x"])
             #expect(missing.status == 1)

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import OCIBundle
+
+/// `sm-runc features`: the runtime-spec features document, stating what this version
+/// actually implements (it grows with each issue; nothing is claimed ahead of the code).
+struct FeaturesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "features", abstract: "Show the enabled features (runtime-spec features.md).")
+
+    /// Mount options the guest agent applies itself; others go to the filesystem as data.
+    static let mountOptions = ["ro", "rw", "nosuid", "nodev", "noexec", "relatime", "strictatime",
+                               "private", "rprivate", "slave", "rslave", "shared", "rshared"]
+
+    static var document: Features {
+        Features(
+            ociVersionMin: "1.0.0", ociVersionMax: "1.2.0",
+            hooks: [],                                   // not run yet (issue 4)
+            mountOptions: mountOptions,
+            linux: .init(
+                namespaces: [],                          // the microVM is the isolation; none are made inside it yet
+                capabilities: [],                        // not applied inside the guest yet (issue 5)
+                cgroup: .init(v1: false, v2: false, systemd: false, systemdUser: false, rdma: false),
+                seccomp: .init(enabled: false),          // issue 5
+                apparmor: .init(enabled: false),
+                selinux: .init(enabled: false),
+                intelRdt: .init(enabled: false)),
+            annotations: ["io.sm-runc.isolation": "kvm-microvm"])
+    }
+
+    func run() throws {
+        FileHandle.standardOutput.write(Data(try OCIJSON.encode(Self.document) + [0x0a]))
+    }
+}
