@@ -6,7 +6,9 @@ import OCIBundle
 /// | type | direction | fields |
 /// | --- | --- | --- |
 /// | hello | both, first | version |
-/// | start | VMM -> agent | process (id), spec (OCI process), terminal stdio unless spec.terminal |
+/// | create | VMM -> agent | process (id), spec (OCI process), mounts, hostname, rootReadonly, maskedPaths, readonlyPaths |
+/// | created | agent -> VMM | process: the root and mounts are ready, the process not yet started |
+/// | start | VMM -> agent | process: run the created process |
 /// | started | agent -> VMM | process, pid (in the guest) |
 /// | signal | VMM -> agent | process, signal |
 /// | resize | VMM -> agent | process, rows, columns |
@@ -25,6 +27,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         public var description: String { rawValue }
 
         public static let hello = Kind(rawValue: "hello")
+        public static let create = Kind(rawValue: "create")
+        public static let created = Kind(rawValue: "created")
         public static let start = Kind(rawValue: "start")
         public static let started = Kind(rawValue: "started")
         public static let signal = Kind(rawValue: "signal")
@@ -38,11 +42,15 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public var version: Int?
     public var process: UInt32?
     public var spec: Spec.Process?
-    /// With `start`: the container's mounts (config.json order) and hostname.
+    /// With `create`: the container's mounts (config.json order; bind sources already
+    /// rewritten by the host to paths in the guest) and hostname.
     public var mounts: [Mount]?
     public var hostname: String?
-    /// With `start`: `root.readonly` (the rootfs is mounted read-only in the guest).
+    /// With `create`: `root.readonly` (the rootfs is mounted read-only in the guest).
     public var rootReadonly: Bool?
+    /// With `create`: `linux.maskedPaths` and `linux.readonlyPaths`.
+    public var maskedPaths: [String]?
+    public var readonlyPaths: [String]?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -51,7 +59,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public var message: String?
 
     public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
-                mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil, pid: Int32? = nil,
+                mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil,
+                maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
         self.version = version
@@ -60,6 +69,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.mounts = mounts
         self.hostname = hostname
         self.rootReadonly = rootReadonly
+        self.maskedPaths = maskedPaths
+        self.readonlyPaths = readonlyPaths
         self.pid = pid
         self.signal = signal
         self.rows = rows
@@ -80,7 +91,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         case .hello:
             try need(version != nil, "version")
             if version != AgentProtocol.version { throw .unsupportedVersion(version!) }
-        case .start: try need(process != nil, "process"); try need(spec != nil, "spec")
+        case .create: try need(process != nil, "process"); try need(spec != nil, "spec")
+        case .created, .start: try need(process != nil, "process")
         case .started: try need(process != nil, "process"); try need(pid != nil, "pid")
         case .signal: try need(process != nil, "process"); try need(signal != nil, "signal")
         case .resize: try need(process != nil, "process"); try need(rows != nil && columns != nil, "rows and columns")

@@ -13,7 +13,8 @@ enum Container {
     static let root = "/run/container"
 
     /// Mounts the rootfs share and the spec's kernel filesystems inside it.
-    static func prepare(mounts: [Mount], readOnly: Bool) throws {
+    static func prepare(_ create: ControlMessage) throws {
+        let mounts = create.mounts ?? [], readOnly = create.rootReadonly ?? false
         guard mountFilesystem("tmpfs", at: "/run", type: "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV)) else {
             throw AgentError("mount tmpfs on /run failed")
         }

@@ -74,15 +74,26 @@ func connectToHost() -> Channel? {
     }
 }
 
-/// Serves the VMM: one `start` runs the container process; its exit ends the guest.
+/// Serves the VMM: `create` prepares the container's root and mounts, `start` runs
+/// its process; the process's exit ends the guest.
 func serve(_ channel: Channel) {
     do {
-        guard let start = try channel.nextControl(), start.type == .start, let spec = start.spec, let id = start.process else {
+        guard let create = try channel.nextControl(), create.type == .create, let spec = create.spec, let id = create.process else {
             return
         }
-        if let hostname = start.hostname { _ = sethostname(hostname, hostname.utf8.count) }
+        if let hostname = create.hostname { _ = sethostname(hostname, hostname.utf8.count) }
         do {
-            try Container.prepare(mounts: start.mounts ?? [], readOnly: start.rootReadonly ?? false)
+            try Container.prepare(create)
+        } catch {
+            try channel.send(.control(ControlMessage(type: .error, process: id, message: "\(error)")))
+            channel.awaitClose(milliseconds: 5000)
+            return
+        }
+        try channel.send(.control(ControlMessage(type: .created, process: id)))
+        // Until `start`, the only other thing the host may do is close the channel
+        // (the container was killed or deleted while created).
+        guard let start = try channel.nextControl(), start.type == .start, start.process == id else { return }
+        do {
             let status = try Container.run(spec, id: id, channel: channel)
             let exited = cguest_signaled(status) != 0
                 ? ControlMessage(type: .exited, process: id, signal: cguest_term_signal(status))

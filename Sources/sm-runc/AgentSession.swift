@@ -2,9 +2,12 @@ import Foundation
 import AgentProtocol
 import OCIBundle
 
-/// The host end of the agent channel for one container: accepts the agent's
-/// connection (the VMM's vsock maps guest port 1024 to `<socket>_1024`), sends the
-/// process to start, relays stdio byte for byte, and collects the exit.
+/// The host end of the agent channel for one container. The VMM's vsock maps guest
+/// port 1024 to `<socket>_1024`; the agent connects there once the guest is up.
+///
+/// The session follows the container's life: `create` (sent as soon as the agent says
+/// hello) → `created` → `start()` → `started` → `exited`. stdio is relayed byte for
+/// byte: the process's output to our fds 1 and 2, our fd 0 to its stdin once started.
 final class AgentSession: @unchecked Sendable {
     enum Outcome: Equatable {
         case exited(Int32)
@@ -12,18 +15,25 @@ final class AgentSession: @unchecked Sendable {
         case failed(String)
     }
 
+    enum Phase: Equatable {
+        case booting, created, starting, running
+        case ended(Outcome)
+    }
+
     private let listener: Int32
     private let path: String
-    private let start: ControlMessage
-    private let lock = NSLock()
-    private var result: Outcome?
-    /// The agent's connection once the process was started (for signals).
+    private let create: ControlMessage
+    private let condition = NSCondition()
+    private var phase = Phase.booting
+    /// The agent's connection once it said hello.
     private var connection: Int32?
-    private let done = DispatchSemaphore(value: 0)
+    private let sendLock = NSLock()
 
-    init(socketPath: String, start: ControlMessage) throws {
+    var processID: UInt32 { create.process ?? 1 }
+
+    init(socketPath: String, create: ControlMessage) throws {
         self.path = socketPath
-        self.start = start
+        self.create = create
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw RuntimeError("socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_un()
@@ -46,26 +56,90 @@ final class AgentSession: @unchecked Sendable {
         unlink(path)
     }
 
-    /// Serves on a thread of its own; `outcome` waits for it.
+    /// Serves on a thread of its own.
     func serveInBackground() {
         Thread.detachNewThread { [self] in
             let outcome = serve()
-            lock.withLock { result = outcome }
-            done.signal()
+            end(outcome)
+        }
+    }
+
+    /// Ends the session from outside (the guest ended, or the container is being
+    /// killed before it started): a waiter sees `.failed(reason)` unless it already ended.
+    func end(_ outcome: Outcome) {
+        condition.lock()
+        if case .ended = phase {} else { phase = .ended(outcome) }
+        let connection = self.connection
+        condition.broadcast()
+        condition.unlock()
+        // Unblocks the serving thread in accept or read.
+        shutdown(listener, Int32(SHUT_RDWR))
+        if let connection { shutdown(connection, Int32(SHUT_RDWR)) }
+    }
+
+    /// Waits until the phase satisfies `done` or `timeout` seconds pass; returns the phase.
+    func wait(timeout: Double, until done: (Phase) -> Bool) -> Phase {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while !done(phase) && condition.wait(until: deadline) {}
+        return phase
+    }
+
+    /// Waits for the agent to report the container created (root and mounts ready).
+    func waitCreated(timeout: Double) throws {
+        switch wait(timeout: timeout, until: { $0 != .booting }) {
+        case .booting: throw RuntimeError("the guest did not come up within \(Int(timeout)) s")
+        case .ended(.failed(let message)): throw RuntimeError(message)
+        case .ended(let outcome): throw RuntimeError("the guest ended before the container was created (\(outcome))")
+        default: return
+        }
+    }
+
+    /// Runs the created process; returns once the agent reports it started.
+    func start(timeout: Double) throws {
+        condition.lock()
+        guard phase == .created, let connection else {
+            let phase = self.phase
+            condition.unlock()
+            throw RuntimeError(phase == .running || phase == .starting ? "container already started" : "container not created (\(phase))")
+        }
+        phase = .starting
+        condition.unlock()
+        try send(.control(ControlMessage(type: .start, process: processID)), to: connection)
+        forwardStdin(to: connection)
+        switch wait(timeout: timeout, until: { $0 != .starting }) {
+        case .running, .ended(.exited), .ended(.signaled): return
+        case .ended(.failed(let message)): throw RuntimeError(message)
+        default: throw RuntimeError("the agent did not start the process within \(Int(timeout)) s")
         }
     }
 
     /// The outcome once the session ended, or nil if it has not within `timeout` seconds.
     func outcome(timeout: Double) -> Outcome? {
-        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-        return lock.withLock { result }
+        if case .ended(let outcome) = wait(timeout: timeout, until: { if case .ended = $0 { true } else { false } }) {
+            return outcome
+        }
+        return nil
+    }
+
+    private func setPhase(_ new: Phase) {
+        condition.lock()
+        if case .ended = phase {} else { phase = new }
+        condition.broadcast()
+        condition.unlock()
     }
 
     private func serve() -> Outcome {
         let connection = accept(listener, nil, nil)
-        guard connection >= 0 else { return .failed("accept: \(String(cString: strerror(errno)))") }
+        guard connection >= 0 else { return .failed("the agent did not connect (accept: \(String(cString: strerror(errno))))") }
+        condition.lock()
+        self.connection = connection
+        condition.unlock()
         defer {
-            lock.withLock { self.connection = nil }
+            condition.lock()
+            self.connection = nil
+            condition.unlock()
             close(connection)
         }
         var reader = FrameReader()
@@ -86,10 +160,11 @@ final class AgentSession: @unchecked Sendable {
                         switch message.type {
                         case .hello where !helloDone:
                             helloDone = true
-                            try send(.control(start), to: connection)
-                            forwardStdin(to: connection)
+                            try send(.control(create), to: connection)
+                        case .created:
+                            setPhase(.created)
                         case .started:
-                            lock.withLock { self.connection = connection }
+                            setPhase(.running)
                         case .exited:
                             if let signal = message.signal { return .signaled(signal) }
                             return .exited(message.exitCode ?? 255)
@@ -102,21 +177,24 @@ final class AgentSession: @unchecked Sendable {
                 }
             }
         } catch {
-            return .failed("\(error)")
+            return .failed("agent channel: \(error)")
         }
     }
 
-    /// Sends `signal` to the container process; false before it started or after it exited.
+    /// Sends `signal` to the container process; false unless it is running.
     @discardableResult
     func signal(_ signal: Int32) -> Bool {
-        guard let connection = lock.withLock({ result == nil ? self.connection : nil }) else { return false }
-        let message = ControlMessage(type: .signal, process: start.process ?? 1, signal: signal)
+        condition.lock()
+        let connection = phase == .running ? self.connection : nil
+        condition.unlock()
+        guard let connection else { return false }
+        let message = ControlMessage(type: .signal, process: processID, signal: signal)
         return (try? send(.control(message), to: connection)) != nil
     }
 
     /// Copies our stdin to the process; EOF closes the process's stdin.
     private func forwardStdin(to connection: Int32) {
-        let id = start.process ?? 1
+        let id = processID
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: Frame.maximumData)
             while true {
@@ -131,22 +209,22 @@ final class AgentSession: @unchecked Sendable {
         }
     }
 
-    private let sendLock = NSLock()
-
     private func send(_ frame: Frame, to fd: Int32) throws {
         let bytes = try frame.encoded()
         sendLock.lock()
         defer { sendLock.unlock() }
-        writeAll(fd, bytes)
+        guard writeAll(fd, bytes) else { throw RuntimeError("agent channel: write: \(String(cString: strerror(errno)))") }
     }
 
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    @discardableResult
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
+            guard n > 0 else { return false }
             offset += n
         }
+        return true
     }
 }

@@ -49,8 +49,9 @@ struct Run: ParsableCommand {
         let socketPath = state + "/agent.sock"
         let session = try AgentSession(
             socketPath: "\(socketPath)_\(AgentProtocol.vsockPort)",
-            start: ControlMessage(type: .start, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
-                                 rootReadonly: spec.root?.readonly))
+            create: ControlMessage(type: .create, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
+                                   rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
+                                   readonlyPaths: spec.linux?.readonlyPaths))
         session.serveInBackground()
         // Like `runc run`: signals sent to us go to the container's process.
         let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
@@ -81,7 +82,18 @@ struct Run: ParsableCommand {
         configuration.consoleOutput = { bytes in
             if debug { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
         }
-        let report = try Machine(configuration).run()
+        let machine = try Machine(configuration)
+        Thread.detachNewThread {
+            do {
+                try session.waitCreated(timeout: 600)
+                try session.start(timeout: 60)
+            } catch {
+                session.end(.failed("\(error)"))
+                machine.requestStop()
+            }
+        }
+        let report = try machine.run()
+        session.end(.failed("the guest ended (\(report.exit)) before the process exited"))
         logger.debug("guest end: \(report.exit)")
 
         switch session.outcome(timeout: 5) {

@@ -3,13 +3,13 @@ import OCIBundle
 @testable import AgentProtocol
 
 @Suite struct FrameTests {
-    static let start = ControlMessage(
-        type: .start, process: 1,
+    static let create = ControlMessage(
+        type: .create, process: 1,
         spec: Spec.example(args: ["sh", "-c", "exit 3"]).process)
 
     @Test(arguments: [
         Frame.control(.hello()),
-        Frame.control(start),
+        Frame.control(create),
         Frame.control(ControlMessage(type: .exited, process: 1, exitCode: 3)),
         Frame.data(process: 7, stream: .stdout, bytes: Array("hello\n".utf8)),
         Frame.data(process: 7, stream: .stdin, bytes: []),
@@ -20,7 +20,7 @@ import OCIBundle
     }
 
     @Test func framesSplitAnywhereReassemble() throws {
-        let frames: [Frame] = [.control(.hello()), .data(process: 1, stream: .stderr, bytes: [0, 255, 10]), .control(Self.start)]
+        let frames: [Frame] = [.control(.hello()), .data(process: 1, stream: .stderr, bytes: [0, 255, 10]), .control(Self.create)]
         let bytes = try frames.flatMap { try $0.encoded() }
         for cut in [1, 3, 4, 5, 17, bytes.count - 1] {
             var reader = FrameReader()
@@ -64,9 +64,10 @@ import OCIBundle
 
     @Test func controlMessagesCarryWhatTheirTypeNeeds() throws {
         try ControlMessage.hello().validate()
-        try Self.start.validate()
+        try Self.create.validate()
         #expect(throws: ProtocolError.unsupportedVersion(99)) { try ControlMessage(type: .hello, version: 99).validate() }
-        #expect(throws: ProtocolError.invalidControl("start without spec")) { try ControlMessage(type: .start, process: 1).validate() }
+        #expect(throws: ProtocolError.invalidControl("create without spec")) { try ControlMessage(type: .create, process: 1).validate() }
+        #expect(throws: ProtocolError.invalidControl("start without process")) { try ControlMessage(type: .start).validate() }
         #expect(throws: ProtocolError.invalidControl("exited without exactly one of exitCode, signal")) {
             try ControlMessage(type: .exited, process: 1, signal: 9, exitCode: 137).validate()
         }
