@@ -27,6 +27,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
         ),
         .target(name: "OCIBundle"),
+        // C: host libc calls that need _GNU_SOURCE (pipe2, posix_spawn closefrom).
+        .target(name: "CHost"),
         // C: guest-side libc calls Swift's Glibc module lacks (reboot(2)).
         .target(name: "CGuest"),
         // The VMM <-> guest agent contract. No Foundation: it is linked into the static agent.
@@ -41,7 +43,7 @@ let package = Package(
         .executableTarget(
             name: "sm-runc",
             dependencies: [
-                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol",
+                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -66,6 +68,6 @@ let package = Package(
         .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"], exclude: ["Fixtures"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol", "OCIBundle"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
-        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM"]),
+        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CHost"]),
     ]
 )

@@ -22,7 +22,7 @@ struct Boot: ParsableCommand {
     @Option(help: "Host kind: auto, hardware or emulating.") var hostKind: String = "auto"
     @Flag(help: "Offer a UART sink at 0x3f8 and earlyprintk (every byte is a VM exit).") var earlySerial = false
     @Flag(help: "Create the in-kernel i8254 PIT.") var pit = false
-    @Flag(help: "Print VMM diagnostics and the run's figures on stderr.") var debug = false
+    @OptionGroup var globals: GlobalOptions
     @Option(help: "Sample the guest RIP every N ms and print the top functions (needs --system-map).") var profileMs: Int = 0
     @Option(help: "System.map of the guest kernel, for --profile-ms.") var systemMap: String?
 
@@ -37,7 +37,7 @@ struct Boot: ParsableCommand {
     }
 
     func run() throws {
-        let logger = DebugLog(enabled: debug)
+        let logger = globals.reporter
         var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel(kernel))
         configuration.shares = try share.map(Self.parseShare)
         if !initramfs, initrd == nil, let guestRoot = guestRoot ?? GuestArtifacts.guestRoot() {

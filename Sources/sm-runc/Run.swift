@@ -1,111 +1,80 @@
 import ArgumentParser
 import Foundation
-import AgentProtocol
 import OCIBundle
-import VMM
 
-/// `sm-runc run`: boots the bundle in a microVM and runs process.args in it, in the
-/// foreground, with this process's stdio, and exits with the process's status
-/// (128+signal when it was killed), as `runc run` does.
-///
-/// Today's scope: the VMM runs in this process (no separate create/start yet), no
-/// terminal, no detach; the guest mounts the bundle's rootfs over virtio-fs and the
-/// spec's kernel filesystems (bind mounts of host paths are skipped with a message).
+/// `sm-runc run`: create and start in one go. In the foreground (the default) this
+/// process is the VMM: it relays the process's stdio, forwards the signals it gets,
+/// and exits with the process's status (128+signal when it was killed), as `runc run`
+/// does. `--detach` is `create` then `start`: the VMM process stays behind.
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Create and run a container in a microVM (foreground).")
+    static let configuration = CommandConfiguration(abstract: "Create and run a container in a microVM.")
 
+    @OptionGroup var globals: GlobalOptions
     @Option(name: [.customShort("b"), .long], help: "Path to the bundle (default: the current directory).")
     var bundle: String = "."
-    @Option(help: "Write the pid of the process that waits for the container here (no newline).")
+    @Option(help: "File to write the pid of the process that serves the microVM to (no newline).")
     var pidFile: String?
-    @Option(help: "State directory root.") var root: String = "/run/sm-runc"
-    @Flag(help: "Print VMM and guest kernel diagnostics on stderr.") var debug = false
-    @Flag(help: "Not supported yet: run in the background.") var detach = false
+    @Option(help: "Unix socket to send the pty master to (process.terminal).") var consoleSocket: String?
+    @Flag(name: [.short, .long], help: "Detach from the container's process.") var detach = false
+    @Flag(help: "Accepted; there is no pivot_root on the host.") var noPivot = false
+    @Flag(help: "Accepted; the guest has its own keyrings.") var noNewKeyring = false
+    @Option(help: "Accepted; host fds cannot be passed into a VM (must be 0).") var preserveFds: Int = 0
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        guard !detach else { throw RuntimeError("run --detach is not supported yet (issue 4: create/start)") }
-        do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
-        let loaded: OCIBundle.Bundle
-        do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
-        let spec = loaded.spec
-        guard let process = spec.process else { throw RuntimeError("config.json: process: required to run a container") }
-        guard process.terminal != true else {
-            throw RuntimeError("process.terminal: a terminal needs --console-socket (create/start, issue 4); set it to false")
+        let loaded = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        let state = try StateDirectory.create(root: globals.root, id: id)
+        if detach {
+            do {
+                let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id)
+                if let pidFile { try writePidFile(pidFile, pid) }
+                _ = try ControlChannel.request("start", socket: state.controlSocket)
+            } catch {
+                try? ContainerLookup(root: globals.root, id: id).killVMM()
+                try? state.remove()
+                throw error
+            }
+            return
         }
+        try runInForeground(loaded, state: state)
+    }
 
-        let state = root + "/" + id
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        guard mkdir(state, 0o700) == 0 else {
-            throw RuntimeError(errno == EEXIST ? "container with id exists: \(id)" : "mkdir \(state): \(String(cString: strerror(errno)))")
+    private func runInForeground(_ loaded: OCIBundle.Bundle, state: StateDirectory) throws {
+        signal(SIGPIPE, SIG_IGN)
+        let reporter = globals.reporter
+        let debug = globals.debug
+        let host: ContainerHost
+        do {
+            if let pidFile { try writePidFile(pidFile, getpid()) }
+            host = try ContainerHost(id: id, bundle: loaded, state: state, reporter: reporter) { bytes in
+                if debug { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
+            }
+        } catch {
+            try? state.remove()
+            throw error
         }
-        defer { try? FileManager.default.removeItem(atPath: state) }
-        if let pidFile {
-            try String(getpid()).write(toFile: pidFile, atomically: true, encoding: .utf8)
-        }
-
-        let logger = DebugLog(enabled: debug)
-        let socketPath = state + "/agent.sock"
-        let session = try AgentSession(
-            socketPath: "\(socketPath)_\(AgentProtocol.vsockPort)",
-            create: ControlMessage(type: .create, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
-                                   rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
-                                   readonlyPaths: spec.linux?.readonlyPaths))
-        session.serveInBackground()
         // Like `runc run`: signals sent to us go to the container's process.
         let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
         let sources = forwarded.map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { session.signal(number) }
+            source.setEventHandler { try? host.kill(number) }
             source.resume()
             return source
         }
         defer { sources.forEach { $0.cancel() } }
-
-        guard let guestRoot = GuestArtifacts.guestRoot() else {
-            throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
+        do {
+            try host.bringUp()
+            try host.start()
+        } catch {
+            try? host.kill(SIGKILL)
+            _ = host.waitForEnd()
+            try? state.remove()
+            throw error
         }
-        var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel())
-        configuration.shares = [
-            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
-            // Writable at the device: the agent makes mount points, then remounts the
-            // root read-only when root.readonly says so (as runc does).
-            .init(tag: "rootfs", hostPath: loaded.rootfs, readOnly: false),
-        ]
-        configuration.rootShare = ("sm-guest", "/sm-init")
-        configuration.vsockSocketPath = socketPath
-        configuration.extraKernelParameters = AgentProtocol.kernelParameters
-        configuration.deadlineSeconds = nil
-        configuration.log = { logger.debug($0) }
-        configuration.consoleOutput = { bytes in
-            if debug { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
-        }
-        let machine = try Machine(configuration)
-        Thread.detachNewThread {
-            do {
-                try session.waitCreated(timeout: 600)
-                try session.start(timeout: 60)
-            } catch {
-                session.end(.failed("\(error)"))
-                machine.requestStop()
-            }
-        }
-        let report = try machine.run()
-        session.end(.failed("the guest ended (\(report.exit)) before the process exited"))
-        logger.debug("guest end: \(report.exit)")
-
-        switch session.outcome(timeout: 5) {
-        case .exited(let code)?:
-            throw ExitCode(code)
-        case .signaled(let signal)?:
-            throw ExitCode(128 + signal)
-        case .failed(let message)?:
-            let guest = report.exit.isClean ? "" : " (guest: \(report.exit))"
-            throw RuntimeError("container \(id): \(message)\(guest)")
-        case nil:
-            throw RuntimeError("container \(id): the guest ended without reporting the process's exit (\(report.exit))")
-        }
+        let outcome = host.waitForEnd()
+        try? state.remove()
+        if case .failed(let message) = outcome { throw RuntimeError("container \(id): \(message)") }
+        throw ExitCode(outcome.shellStatus)
     }
 }

@@ -1,0 +1,31 @@
+import ArgumentParser
+import OCIBundle
+
+/// `sm-runc delete [--force] ID`: removes a stopped (or created) container's state;
+/// with --force a running one is killed first. `delete --force` of a container that
+/// is already gone succeeds, as engines expect.
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a container's state (and its microVM).")
+
+    @OptionGroup var globals: GlobalOptions
+    @Flag(name: [.short, .long], help: "Kill the container first if it is running.") var force = false
+    @Argument(help: "The container id.") var id: String
+
+    func run() throws {
+        let container: ContainerLookup
+        do {
+            container = try ContainerLookup(root: globals.root, id: id)
+        } catch let error as RuntimeError where error.description == "container does not exist" {
+            if force { return }
+            throw error
+        }
+        switch container.status {
+        case .stopped: break
+        case .created: try container.killVMM()
+        default:
+            guard force else { throw RuntimeError("cannot delete container \(id) that is not stopped: \(container.status)") }
+            try container.killVMM()
+        }
+        try container.state.remove()
+    }
+}

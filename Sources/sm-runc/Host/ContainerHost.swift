@@ -1,0 +1,174 @@
+import Foundation
+import AgentProtocol
+import OCIBundle
+import VMM
+
+/// The VMM side of one container: the microVM, the agent session and the control
+/// socket. `create` runs it in a process of its own (`sm-runc vmm`, the pid engines
+/// wait on); `run` runs it in its own process.
+///
+/// Life: `bringUp` boots the guest until the agent reports the container created, and
+/// records `created`; `start` (a control request) runs the process and records
+/// `running`; `waitForEnd` returns the process's end, recorded as `stopped`.
+final class ContainerHost: @unchecked Sendable {
+    let id: String
+    let state: StateDirectory
+    let reporter: Reporter
+    private let session: AgentSession
+    private let machine: Machine
+    private let machineEnded = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var record: ContainerRecord
+    private var control: ControlChannel.Server?
+
+    /// How long the guest may take to report the container created. Seconds on real
+    /// KVM; tens of seconds under a nested, emulating hypervisor.
+    static var bootTimeout: Double {
+        ProcessInfo.processInfo.environment["SM_RUNC_BOOT_TIMEOUT"].flatMap(Double.init) ?? 300
+    }
+
+    init(id: String, bundle: OCIBundle.Bundle, state: StateDirectory, reporter: Reporter,
+         diagnostics: @escaping @Sendable ([UInt8]) -> Void) throws {
+        self.id = id
+        self.state = state
+        self.reporter = reporter
+        let spec = bundle.spec
+        guard let process = spec.process else { throw RuntimeError("config.json: process: required to run a container") }
+        guard let guestRoot = GuestArtifacts.guestRoot() else {
+            throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
+        }
+        var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel())
+        configuration.shares = [
+            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
+            // Writable at the device: the agent makes mount points, then remounts the
+            // root read-only when root.readonly says so (as runc does).
+            .init(tag: "rootfs", hostPath: bundle.rootfs, readOnly: false),
+        ]
+        configuration.rootShare = ("sm-guest", "/sm-init")
+        configuration.vsockSocketPath = state.agentSocket
+        configuration.extraKernelParameters = AgentProtocol.kernelParameters
+        configuration.deadlineSeconds = nil
+        configuration.log = { reporter.debug($0) }
+        configuration.consoleOutput = diagnostics
+        session = try AgentSession(
+            socketPath: "\(state.agentSocket)_\(AgentProtocol.vsockPort)",
+            create: ControlMessage(type: .create, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
+                                   rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
+                                   readonlyPaths: spec.linux?.readonlyPaths))
+        machine = try Machine(configuration)
+        record = ContainerRecord(
+            id: id, pid: getpid(), pidStartTime: ProcessIdentity.ownStartTime, status: .creating,
+            bundle: bundle.path, rootfs: bundle.rootfs, created: Reporter.timestamp(),
+            owner: Self.userName(getuid()), annotations: spec.annotations)
+        try state.save(record)
+    }
+
+    /// Boots the guest until the container is created, then records `created` and
+    /// serves the control socket. On failure the guest is stopped.
+    func bringUp() throws {
+        session.serveInBackground()
+        let machine = self.machine, session = self.session, reporter = self.reporter
+        Thread.detachNewThread { [machineEnded] in
+            do {
+                let report = try machine.run()
+                reporter.debug("guest end: \(report.exit)")
+                session.end(.failed("the guest ended (\(report.exit)) before the process exited"))
+            } catch {
+                session.end(.failed("\(error)"))
+            }
+            machineEnded.signal()
+        }
+        do {
+            try session.waitCreated(timeout: Self.bootTimeout)
+            try update { $0.status = .created }
+            control = try ControlChannel.Server(path: state.controlSocket) { [self] request in handle(request) }
+        } catch {
+            session.end(.failed("\(error)"))
+            machine.requestStop()
+            machineEnded.wait()
+            throw error
+        }
+    }
+
+    func start() throws {
+        try session.start(timeout: 120)
+        try update { $0.status = .running }
+    }
+
+    /// Delivers `signal`: to the process once it runs; before that, it ends the
+    /// container the way the signal would have ended the process.
+    func kill(_ signal: Int32) throws {
+        switch session.wait(timeout: 0, until: { _ in true }) {
+        case .running:
+            guard session.signal(signal) else { throw RuntimeError("container not running") }
+        case .created:
+            session.end(.signaled(signal))
+            machine.requestStop()
+        case .starting:
+            _ = session.wait(timeout: 120) { $0 != .starting }
+            try kill(signal)
+        default:
+            throw RuntimeError("container not running")
+        }
+    }
+
+    /// Waits for the guest to end; records `stopped` with the outcome.
+    func waitForEnd() -> AgentSession.Outcome {
+        machineEnded.wait()
+        let outcome = session.outcome(timeout: 5) ?? .failed("the guest ended without reporting the process's exit")
+        control?.stop()
+        try? update {
+            $0.status = .stopped
+            switch outcome {
+            case .exited(let code): $0.exitCode = code
+            case .signaled(let signal): $0.exitSignal = signal
+            case .failed: $0.exitCode = 255
+            }
+        }
+        BindShares.release(stateDirectory: state.path)
+        return outcome
+    }
+
+    private func handle(_ request: String) -> Result<String, RuntimeError> {
+        let words = request.split(separator: " ").map(String.init)
+        do {
+            switch words.first {
+            case "start" where words.count == 1:
+                try start()
+            case "kill" where words.count == 2:
+                guard let signal = Int32(words[1]), signal > 0, signal < 65 else { throw RuntimeError("invalid signal \(words[1])") }
+                try kill(signal)
+            default:
+                throw RuntimeError("unknown control request \"\(request.prefix(40))\"")
+            }
+            return .success("")
+        } catch let error as RuntimeError {
+            return .failure(error)
+        } catch {
+            return .failure(RuntimeError("\(error)"))
+        }
+    }
+
+    private func update(_ change: (inout ContainerRecord) -> Void) throws {
+        try lock.withLock {
+            change(&record)
+            try state.save(record)
+        }
+    }
+
+    static func userName(_ uid: uid_t) -> String {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return String(uid) }
+        return String(cString: name)
+    }
+}
+
+extension AgentSession.Outcome {
+    /// The status a shell would report: the exit code, or 128 + the signal.
+    var shellStatus: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        case .failed: 255
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import OCIBundle
+
+/// What sm-runc records about a container in `<root>/<id>/state.json`. The VMM
+/// process writes it (atomically, by rename) at each transition; `state`, `list`,
+/// `start`, `kill` and `delete` read it.
+struct ContainerRecord: Codable, Equatable {
+    var ociVersion = "1.2.0"
+    var id: String
+    /// The VMM process: the pid in `--pid-file`, the process engines wait on.
+    var pid: Int32
+    /// Its start time (field 22 of /proc/<pid>/stat), so a reused pid is not taken
+    /// for the container.
+    var pidStartTime: UInt64
+    var status: ContainerStatus
+    var bundle: String
+    var rootfs: String
+    var created: String
+    var owner: String
+    var annotations: [String: String]?
+    /// Set once the process ended: its exit code, or the signal that killed it.
+    var exitCode: Int32?
+    var exitSignal: Int32?
+}
+
+/// The OCI state document as runc prints it (`state`, `list --format json`, hooks' stdin).
+struct StateDocument: Encodable {
+    var ociVersion: String
+    var id: String
+    var pid: Int32
+    var status: String
+    var bundle: String
+    var rootfs: String
+    var created: String
+    var owner: String
+    var annotations: [String: String]?
+
+    init(_ record: ContainerRecord, status: ContainerStatus) {
+        ociVersion = record.ociVersion
+        id = record.id
+        pid = status == .stopped ? 0 : record.pid
+        self.status = status.rawValue
+        bundle = record.bundle
+        rootfs = record.rootfs
+        created = record.created
+        owner = record.owner
+        annotations = record.annotations
+    }
+}
+
+/// `<root>/<id>`: the container's state directory. Holds only entries sm-runc made
+/// (state.json, the sockets, the bind-mount staging directory), and is removed entry
+/// by entry, never recursively: a staging entry can be a mount of a host directory.
+struct StateDirectory {
+    let root: String
+    let id: String
+    var path: String { root + "/" + id }
+    var recordPath: String { path + "/state.json" }
+    /// The VMM's hybrid vsock socket; the agent's port is `<agentSocket>_1024`.
+    var agentSocket: String { path + "/agent.sock" }
+    var controlSocket: String { path + "/control.sock" }
+
+    init(root: String, id: String) {
+        self.root = root
+        self.id = id
+    }
+
+    /// Makes the directory; an existing one is runc's "already exists" error.
+    static func create(root: String, id: String) throws -> StateDirectory {
+        if mkdir(root, 0o711) != 0 && errno != EEXIST { throw RuntimeError.system("mkdir", root) }
+        let directory = StateDirectory(root: root, id: id)
+        guard mkdir(directory.path, 0o711) == 0 else {
+            if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
+            throw RuntimeError.system("mkdir", directory.path)
+        }
+        return directory
+    }
+
+    /// The directory of an existing container, or runc's "does not exist".
+    static func existing(root: String, id: String) throws -> StateDirectory {
+        try validateContainerID(id)
+        let directory = StateDirectory(root: root, id: id)
+        var info = stat()
+        guard stat(directory.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { throw RuntimeError.notFound(id) }
+        return directory
+    }
+
+    func load() throws -> ContainerRecord {
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(recordPath) } catch { throw RuntimeError.notFound(id) }
+        return try OCIJSON.decode(ContainerRecord.self, from: bytes, file: recordPath)
+    }
+
+    func save(_ record: ContainerRecord) throws {
+        let temporary = recordPath + ".tmp"
+        let bytes = try OCIJSON.encodeCompact(record)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RuntimeError.system("open", temporary) }
+        defer { close(fd) }
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw RuntimeError.system("write", temporary)
+        }
+        guard rename(temporary, recordPath) == 0 else { throw RuntimeError.system("rename", temporary) }
+    }
+
+    /// The status now: what the VMM recorded while it lives, `stopped` once it is gone
+    /// (exited, a zombie nobody reaped, or its pid reused by another process).
+    func status(of record: ContainerRecord) -> ContainerStatus {
+        guard record.status != .stopped, record.pid > 0 else { return .stopped }
+        guard ProcessIdentity.startTime(of: record.pid) == record.pidStartTime else { return .stopped }
+        return record.status
+    }
+
+    /// Removes what sm-runc put here. Bind staging entries are unmounted first (by
+    /// `BindShares.release`); a directory that is not empty is left and reported.
+    func remove() throws {
+        BindShares.release(stateDirectory: path)
+        for name in ["state.json", "state.json.tmp", "control.sock", "agent.sock", "agent.sock_1024"] {
+            unlink(path + "/" + name)
+        }
+        guard rmdir(path) == 0 || errno == ENOENT else { throw RuntimeError.system("remove", path) }
+    }
+}
+
+/// Identity of a host process beyond its pid.
+enum ProcessIdentity {
+    /// Field 22 of /proc/<pid>/stat, or nil when the pid is gone or a zombie.
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard let bytes = try? readWholeFile("/proc/\(pid)/stat"), let close = bytes.lastIndex(of: UInt8(ascii: ")")) else {
+            return nil
+        }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19, let state = fields[0].first, state != UInt8(ascii: "Z"), state != UInt8(ascii: "X") else {
+            return nil
+        }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    static var ownStartTime: UInt64 { startTime(of: getpid()) ?? 0 }
+}
+
+/// The whole of a small file (state records, /proc entries).
+func readWholeFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw RuntimeError.system("open", path) }
+    defer { close(fd) }
+    var result: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 16 << 10)
+    while result.count <= limit {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        guard n >= 0 else { throw RuntimeError.system("read", path) }
+        if n == 0 { return result }
+        result += buffer[0..<n]
+    }
+    throw RuntimeError("read \(path): larger than \(limit) bytes")
+}

@@ -1,0 +1,59 @@
+import Foundation
+import CHost
+
+/// Spawning the VMM process that `create` leaves behind: `sm-runc … vmm --ready-fd 3 ID`
+/// with the caller's fds 0, 1 and 2 (the container's stdio) and a pipe on fd 3 on which
+/// it reports `ok` once the container is created, or `error <message>`. Nothing else
+/// of ours or the caller's reaches it (engines leak fds such as containerd's ttrpc
+/// socket; they are closed from fd 4 up).
+enum VMMProcess {
+    static let readyFD: Int32 = 3
+
+    /// Spawns the VMM and waits for it to report; returns its pid. On failure it is
+    /// reaped (it exits by itself once it reported the error).
+    static func spawn(globals: GlobalOptions, bundle: String, id: String) throws -> pid_t {
+        var pipeFDs: [Int32] = [-1, -1]
+        guard chost_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
+        defer { close(pipeFDs[0]) }
+        var arguments = ["sm-runc", "--root", globals.root, "--log-format", globals.logFormat]
+        if let log = globals.log { arguments += ["--log", log] }
+        if globals.debug { arguments.append("--debug") }
+        arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD), id]
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], readyFD)
+        chost_spawn_closefrom(&actions, readyFD + 1)
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+        close(pipeFDs[1])
+        guard rc == 0 else { throw RuntimeError.system("spawn", "the VMM process", errno: rc) }
+
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while reply.count < 64 << 10 {
+            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            reply += buffer[0..<n]
+        }
+        let text = String(decoding: reply, as: UTF8.self).trimmingCharacters(in: .newlines)
+        if text == "ok" { return pid }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if text.hasPrefix("error ") { throw RuntimeError(String(text.dropFirst(6))) }
+        throw RuntimeError("the VMM process ended before the container was created (wait status \(status))")
+    }
+
+    /// In the VMM: reports to `create` and closes the pipe.
+    static func report(_ fd: Int32, _ result: Result<Void, Error>) {
+        switch result {
+        case .success: writeAll(fd, Array("ok\n".utf8))
+        case .failure(let error): writeAll(fd, Array("error \(String(describing: error).replacingOccurrences(of: "\n", with: " "))\n".utf8))
+        }
+        close(fd)
+    }
+}

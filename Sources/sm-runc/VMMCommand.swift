@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import OCIBundle
+
+/// `sm-runc vmm` (internal): the process `create` spawns and leaves behind. It serves
+/// the microVM for the container's whole life and exits with the process's exit code,
+/// or dies by the signal that killed it. Its stdio is the container's, so its own
+/// diagnostics go only to --log.
+struct VMMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vmm", abstract: "Serve a container's microVM (started by create).", shouldDisplay: false)
+
+    @OptionGroup var globals: GlobalOptions
+    @Option var bundle: String
+    @Option var readyFd: Int32
+    @Argument var id: String
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let reporter = Reporter(logPath: globals.log, format: Reporter.Format(rawValue: globals.logFormat) ?? .text,
+                                debug: globals.debug, stderrAllowed: false)
+        let host: ContainerHost
+        do {
+            let loaded = try OCIBundle.Bundle.load(bundle)
+            host = try ContainerHost(id: id, bundle: loaded, state: StateDirectory(root: globals.root, id: id),
+                                     reporter: reporter, diagnostics: { bytes in
+                                         reporter.debug(String(decoding: bytes, as: UTF8.self))
+                                     })
+            try host.bringUp()
+        } catch {
+            VMMProcess.report(readyFd, .failure(error))
+            Foundation.exit(1)
+        }
+        VMMProcess.report(readyFd, .success(()))
+        let outcome = host.waitForEnd()
+        switch outcome {
+        case .exited(let code): throw ExitCode(code)
+        case .signaled(let signal): Signals.dieLike(signal)
+        case .failed(let message):
+            reporter.error("container \(id): \(message)")
+            throw ExitCode(255)
+        }
+    }
+}

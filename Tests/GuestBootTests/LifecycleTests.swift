@@ -1,0 +1,218 @@
+import Testing
+import Foundation
+import CHost
+import VMM
+
+/// The runc contract with a detached VMM process: create → state → start → kill →
+/// state → delete, the pid in --pid-file being the VMM (reaped here, as conmon and the
+/// containerd shim do as subreapers), stdio byte-exact in files, and bad input.
+extension VMBootTests {
+    @Suite struct LifecycleTests {
+        typealias Run = RunCommandTests
+
+        struct Call { var status: Int32; var stdout: String; var stderr: String }
+
+        /// Runs `sm-runc --root <root> <arguments>` with stdio from/to files.
+        static func smRunc(_ arguments: [String], root: URL, stdout: URL? = nil, stderr: URL? = nil,
+                           environment: [String: String]? = nil) throws -> Call {
+            let directory = FileManager.default.temporaryDirectory
+            let out = stdout ?? directory.appendingPathComponent("lc-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            let err = stderr ?? directory.appendingPathComponent("lc-err-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            if stdout == nil { FileManager.default.createFile(atPath: out.path, contents: nil) }
+            if stderr == nil { FileManager.default.createFile(atPath: err.path, contents: nil) }
+            defer {
+                if stdout == nil { try? FileManager.default.removeItem(at: out) }
+                if stderr == nil { try? FileManager.default.removeItem(at: err) }
+            }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Run.smRunc)
+            process.arguments = ["--root", root.path] + arguments
+            if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = try FileHandle(forWritingTo: out)
+            process.standardError = try FileHandle(forWritingTo: err)
+            try process.run()
+            process.waitUntilExit()
+            return Call(status: process.terminationStatus,
+                        stdout: stdout == nil ? (try String(contentsOf: out, encoding: .utf8)) : "",
+                        stderr: stderr == nil ? (try String(contentsOf: err, encoding: .utf8)) : "")
+        }
+
+        static func status(_ id: String, root: URL) throws -> String? {
+            let call = try smRunc(["state", id], root: root)
+            guard call.status == 0, let object = try JSONSerialization.jsonObject(with: Data(call.stdout.utf8)) as? [String: Any] else {
+                return nil
+            }
+            return object["status"] as? String
+        }
+
+        /// Polls `state` until it reports `want` (the guest is slow here).
+        static func awaitStatus(_ want: String, _ id: String, root: URL, seconds: Double = 120) throws -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            var last: String?
+            while Date() < deadline {
+                last = try status(id, root: root)
+                if last == want { return last }
+                usleep(250_000)
+            }
+            return last
+        }
+
+        /// The VMM's wait status, reaped by us as subreaper (what engines see).
+        static func reap(_ pid: pid_t) -> Int32? {
+            var status: Int32 = 0
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let rc = waitpid(pid, &status, WNOHANG)
+                if rc == pid { return status }
+                if rc < 0 && errno != EINTR { return nil }
+                usleep(100_000)
+            }
+            return nil
+        }
+
+        @Test func createStartKillDeleteWithStdioInFiles() throws {
+            try requireKVM()
+            #expect(chost_set_child_subreaper() == 0)
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "trap 'printf \"got TERM\\\\000\\\\377\"; echo bye >&2; exit 7' TERM; echo started; while :; do read -t 1 x; done"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let root = bundle.appendingPathComponent("state")
+            let out = bundle.appendingPathComponent("out"), err = bundle.appendingPathComponent("err")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            FileManager.default.createFile(atPath: err.path, contents: nil)
+            let pidFile = bundle.appendingPathComponent("pid")
+
+            let create = try Self.smRunc(["create", "--bundle", bundle.path, "--pid-file", pidFile.path, "lc"],
+                                         root: root, stdout: out, stderr: err)
+            #expect(create.status == 0, "\((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+            let pidText = try String(contentsOf: pidFile, encoding: .utf8)
+            #expect(!pidText.hasSuffix("\n"))
+            let pid = try #require(pid_t(pidText))
+            #expect(try Self.status("lc", root: root) == "created")
+            let state = try Self.smRunc(["state", "lc"], root: root)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any])
+            #expect(document["id"] as? String == "lc")
+            #expect(document["pid"] as? Int == Int(pid))
+            #expect(document["bundle"] as? String == bundle.path)
+            // Before start, process.args has had no effect.
+            #expect(try Data(contentsOf: out).isEmpty)
+            #expect(try Self.smRunc(["list"], root: root).stdout.contains("lc          \(pid)"))
+
+            let start = try Self.smRunc(["start", "lc"], root: root)
+            #expect(start.status == 0, "\(start.stderr)")
+            #expect(try Self.status("lc", root: root) == "running")
+            let again = try Self.smRunc(["start", "lc"], root: root)
+            #expect(again.status == 1 && again.stderr.contains("cannot start an already running container"))
+            let busy = try Self.smRunc(["delete", "lc"], root: root)
+            #expect(busy.status == 1 && busy.stderr.contains("cannot delete container lc that is not stopped: running"))
+
+            // Wait for the process to be in its loop, then TERM it.
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, !((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains("started") { usleep(200_000) }
+            let kill = try Self.smRunc(["kill", "lc", "TERM"], root: root)
+            #expect(kill.status == 0, "\(kill.stderr)")
+            #expect(try Self.awaitStatus("stopped", "lc", root: root) == "stopped")
+            let status = try #require(Self.reap(pid))
+            #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 7, "VMM wait status \(status)")
+            #expect(Array(try Data(contentsOf: out)) == Array("started\ngot TERM".utf8) + [0, 255])
+            #expect(try String(contentsOf: err, encoding: .utf8) == "bye\n")
+
+            let late = try Self.smRunc(["kill", "lc", "KILL"], root: root)
+            #expect(late.status == 1 && late.stderr.contains("container not running"))
+            #expect(try Self.smRunc(["delete", "lc"], root: root).status == 0)
+            let gone = try Self.smRunc(["state", "lc"], root: root)
+            #expect(gone.status == 1 && gone.stderr.contains("container does not exist"))
+            #expect(try Self.smRunc(["delete", "--force", "lc"], root: root).status == 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).isEmpty)
+        }
+
+        @Test func killOfACreatedContainerStopsItAndDeleteCleansUp() throws {
+            try requireKVM()
+            #expect(chost_set_child_subreaper() == 0)
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "echo must-not-run"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let root = bundle.appendingPathComponent("state")
+            let out = bundle.appendingPathComponent("out")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            let pidFile = bundle.appendingPathComponent("pid")
+            let create = try Self.smRunc(["--log", bundle.appendingPathComponent("log.json").path, "--log-format", "json",
+                                          "create", "-b", bundle.path, "--pid-file", pidFile.path, "lc-kill"], root: root, stdout: out)
+            #expect(create.status == 0, "\(create.stderr)")
+            let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+            let duplicate = try Self.smRunc(["create", "-b", bundle.path, "lc-kill"], root: root)
+            #expect(duplicate.status == 1 && duplicate.stderr.contains("container with id exists: lc-kill"))
+            #expect(try Self.smRunc(["kill", "lc-kill", "9"], root: root).status == 0)
+            #expect(try Self.awaitStatus("stopped", "lc-kill", root: root) == "stopped")
+            let status = try #require(Self.reap(pid))
+            #expect(status & 0x7f == SIGKILL, "VMM wait status \(status)")
+            #expect(try Self.smRunc(["delete", "lc-kill"], root: root).status == 0)
+            #expect(try Data(contentsOf: out).isEmpty)
+        }
+
+        @Test func runDetachLeavesARunningContainer() throws {
+            try requireKVM()
+            #expect(chost_set_child_subreaper() == 0)
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "echo detached; while :; do read -t 1 x; done"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let root = bundle.appendingPathComponent("state")
+            let out = bundle.appendingPathComponent("out")
+            FileManager.default.createFile(atPath: out.path, contents: nil)
+            let pidFile = bundle.appendingPathComponent("pid")
+            let run = try Self.smRunc(["run", "-d", "-b", bundle.path, "--pid-file", pidFile.path, "lc-detach"], root: root, stdout: out)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(try Self.status("lc-detach", root: root) == "running")
+            let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, !((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains("detached") { usleep(200_000) }
+            #expect(try Self.smRunc(["delete", "--force", "lc-detach"], root: root).status == 0)
+            #expect(Self.reap(pid).map { $0 & 0x7f } == SIGKILL)
+            #expect(try String(contentsOf: out, encoding: .utf8).contains("detached"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).isEmpty)
+        }
+
+        /// Each bad input: its message in runc's words, exit 1, nothing left behind.
+        @Test func badInputGetsRuncsWordsAndLeavesNothing() throws {
+            let bundle = try Run.makeBundle(args: ["true"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let root = bundle.appendingPathComponent("state")
+            func expectError(_ arguments: [String], _ text: String, environment: [String: String]? = nil,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws {
+                let call = try Self.smRunc(arguments, root: root, environment: environment)
+                #expect(call.status == 1, "\(arguments)", sourceLocation: sourceLocation)
+                #expect(call.stderr.contains(text), "\(arguments): \(call.stderr)", sourceLocation: sourceLocation)
+                let left = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+                #expect(left.isEmpty, "\(arguments) left \(left)", sourceLocation: sourceLocation)
+            }
+            for command in [["state"], ["start"], ["kill"], ["delete"]] {
+                try expectError(command + ["nosuch"], "container does not exist")
+            }
+            #expect(try Self.smRunc(["delete", "--force", "nosuch"], root: root).status == 0)
+            try expectError(["create", "-b", bundle.path, "../escape"], "invalid container ID format")
+            try expectError(["create", "-b", "/nonexistent-bundle", "x"], "/nonexistent-bundle/config.json: no such file or directory")
+            try expectError(["kill", "nosuch", "SIGNOPE"], "unknown signal")
+            try expectError(["start"], "Missing expected argument")
+
+            let config = bundle.appendingPathComponent("config.json")
+            let good = try Data(contentsOf: config)
+            try Data("{\"ociVersion\": \"1.2.0\", \"process\": ".utf8).write(to: config)
+            try expectError(["create", "-b", bundle.path, "x"], "config.json")
+            try good.write(to: config)
+            try FileManager.default.moveItem(at: bundle.appendingPathComponent("rootfs"), to: bundle.appendingPathComponent("rootfs.away"))
+            try expectError(["create", "-b", bundle.path, "x"], "rootfs: no such file or directory")
+            try FileManager.default.moveItem(at: bundle.appendingPathComponent("rootfs.away"), to: bundle.appendingPathComponent("rootfs"))
+
+            // A kernel that cannot boot: create fails, the VMM is reaped, the state removed.
+            let bogus = bundle.appendingPathComponent("bogus-vmlinux")
+            try Data("not an ELF kernel".utf8).write(to: bogus)
+            try expectError(["create", "-b", bundle.path, "x"], "vmlinux", environment: ["SM_RUNC_KERNEL": bogus.path])
+
+            // With --log-format json, one JSON object per line with level, msg and time.
+            let log = bundle.appendingPathComponent("log.json")
+            _ = try Self.smRunc(["--log", log.path, "--log-format=json", "state", "nosuch"], root: root)
+            let lines = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 1)
+            let entry = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: String])
+            #expect(entry["level"] == "error" && entry["msg"] == "container does not exist" && entry["time"] != nil)
+        }
+    }
+}
