@@ -27,8 +27,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
         ),
         .target(name: "OCIBundle"),
-        // C: host libc calls that need _GNU_SOURCE (pipe2, posix_spawn closefrom).
-        .target(name: "CHost"),
+        // C: libc calls Swift cannot reach (pty, SCM_RIGHTS, pipe2, closefrom); host and guest.
+        .target(name: "CPosix"),
         // C: guest-side libc calls Swift's Glibc module lacks (reboot(2)).
         .target(name: "CGuest"),
         // The VMM <-> guest agent contract. No Foundation: it is linked into the static agent.
@@ -43,14 +43,14 @@ let package = Package(
         .executableTarget(
             name: "sm-runc",
             dependencies: [
-                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CHost",
+                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // PID 1 in the guest. Linked as a fully static executable (glibc static), no Foundation.
         .executableTarget(
             name: "sm-init",
-            dependencies: ["AgentProtocol", "OCIBundle", "CGuest"],
+            dependencies: ["AgentProtocol", "OCIBundle", "CGuest", "CPosix"],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // The reference VMM (Debian's qemu microvm) for benchmarks and the software-CPU boot test.
@@ -68,6 +68,6 @@ let package = Package(
         .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"], exclude: ["Fixtures"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol", "OCIBundle"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
-        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CHost"]),
+        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix"]),
     ]
 )

@@ -1,6 +1,7 @@
 import AgentProtocol
 import OCIBundle
 import CGuest
+import CPosix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,35 +76,64 @@ enum Container {
         }
     }
 
-    /// Runs `spec` and relays it until it exits; returns its wait status.
+    /// Runs `spec` and relays it until it exits; returns its wait status. With
+    /// `terminal` the process gets a pty of the guest as its controlling terminal and
+    /// stdio (its output travels as one stream), otherwise three pipes.
     static func run(_ spec: Spec.Process, id: UInt32, channel: Channel) throws -> Int32 {
         guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
+        let environment = spec.env ?? []
+        let executable = resolve(args[0], environment: environment)
+        if spec.terminal == true {
+            guard mountFilesystem("devpts", at: "/dev/pts", type: "devpts", flags: UInt(MS_NOSUID | MS_NOEXEC)) else {
+                throw AgentError("mount devpts on /dev/pts failed")
+            }
+            var master: Int32 = -1, slave: Int32 = -1
+            guard cposix_open_pty(&master, &slave) == 0 else { throw AgentError("open pty: \(String(cString: strerror(errno)))") }
+            let input = dup(master)
+            let pid = fork()
+            guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
+            if pid == 0 {
+                child(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave))
+            }
+            close(slave)
+            try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
+            return try relay(pid: pid, id: id, channel: channel, stdin: input, outputs: [(master, .stdout)], terminal: master)
+        }
         var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
         guard cguest_pipe(&stdinPipe) == 0, cguest_pipe(&stdoutPipe) == 0, cguest_pipe(&stderrPipe) == 0 else {
             throw AgentError("pipe: \(String(cString: strerror(errno)))")
         }
-        let environment = spec.env ?? []
-        let executable = resolve(args[0], environment: environment)
         let pid = fork()
         guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
         if pid == 0 {
             child(spec, executable: executable, args: args, environment: environment,
-                  stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1])
+                  stdio: .pipes(stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]))
         }
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
         try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
         return try relay(pid: pid, id: id, channel: channel, stdin: stdinPipe[1], outputs: [(stdoutPipe[0], .stdout), (stderrPipe[0], .stderr)])
     }
 
+    enum Stdio {
+        case pipes(stdin: Int32, stdout: Int32, stderr: Int32)
+        /// The pty's slave end: it becomes the controlling terminal of a new session.
+        case terminal(Int32)
+    }
+
     /// In the child: enter the root, become the user, exec. Never returns.
-    static func child(_ spec: Spec.Process, executable: String, args: [String], environment: [String],
-                      stdin: Int32, stdout: Int32, stderr: Int32) -> Never {
+    static func child(_ spec: Spec.Process, executable: String, args: [String], environment: [String], stdio: Stdio) -> Never {
         cguest_reset_signals()
-        dup2(stdin, 0); dup2(stdout, 1); dup2(stderr, 2)
         func fail(_ what: String, _ code: Int32) -> Never {
             let message = Array("sm-init: \(what): \(String(cString: strerror(errno)))\n".utf8)
             _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             _exit(code)
+        }
+        switch stdio {
+        case .pipes(let stdin, let stdout, let stderr):
+            dup2(stdin, 0); dup2(stdout, 1); dup2(stderr, 2)
+        case .terminal(let slave):
+            dup2(slave, 0); dup2(slave, 1); dup2(slave, 2)
+            guard setsid() >= 0, cposix_set_controlling_terminal(0) == 0 else { fail("set the controlling terminal", 1) }
         }
         if let adjust = spec.oomScoreAdj {
             let text = Array("\(adjust)\n".utf8)
@@ -145,7 +175,8 @@ enum Container {
 
     /// Copies the process's output to the channel and the channel's input and signals to
     /// the process, until its output closes and it has exited.
-    static func relay(pid: pid_t, id: UInt32, channel: Channel, stdin: Int32, outputs: [(Int32, Frame.Stream)]) throws -> Int32 {
+    static func relay(pid: pid_t, id: UInt32, channel: Channel, stdin: Int32, outputs: [(Int32, Frame.Stream)],
+                      terminal: Int32? = nil) throws -> Int32 {
         var open = outputs
         var stdinFD: Int32? = stdin
         var buffer = [UInt8](repeating: 0, count: Frame.maximumData)
@@ -159,6 +190,10 @@ enum Container {
                     if let fd = stdinFD { close(fd); stdinFD = nil }
                 case .control(let message) where message.type == .signal:
                     kill(pid, message.signal ?? SIGTERM)
+                case .control(let message) where message.type == .resize:
+                    if let terminal, let rows = message.rows, let columns = message.columns {
+                        _ = cposix_set_window_size(terminal, rows, columns)
+                    }
                 default:
                     break
                 }

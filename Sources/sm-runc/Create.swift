@@ -22,7 +22,8 @@ struct Create: ParsableCommand {
         let loaded = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
-            let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id)
+            let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id,
+                                           consoleSocket: loaded.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }
         } catch {
             try? state.remove()
@@ -37,6 +38,8 @@ struct CreateRequest {
     let bundle: String
     let consoleSocket: String?
     let preserveFds: Int
+    /// create, run --detach: the caller will not be there to hold a terminal.
+    var detached = true
 
     func validated() throws -> OCIBundle.Bundle {
         do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
@@ -44,10 +47,12 @@ struct CreateRequest {
         do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
         guard let process = loaded.spec.process else { throw RuntimeError("config.json: process: required to run a container") }
         if process.terminal == true {
-            guard consoleSocket != nil else { throw RuntimeError("cannot allocate tty if runc will detach without setting console socket") }
-            throw RuntimeError("process.terminal: terminals are not supported by sm-runc yet")
+            guard consoleSocket != nil || !detached else {
+                throw RuntimeError("cannot allocate tty if runc will detach without setting console socket")
+            }
+        } else if consoleSocket != nil {
+            throw RuntimeError("cannot use console socket if runc will not detach or allocate tty")
         }
-        if consoleSocket != nil { throw RuntimeError("cannot use console socket if runc will not detach or allocate tty") }
         guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
         return loaded
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OCIBundle
+import CPosix
 
 /// `sm-runc run`: create and start in one go. In the foreground (the default) this
 /// process is the VMM: it relays the process's stdio, forwards the signals it gets,
@@ -22,25 +23,41 @@ struct Run: ParsableCommand {
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        let loaded = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        var request = CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds)
+        request.detached = detach
+        let loaded = try request.validated()
         let state = try StateDirectory.create(root: globals.root, id: id)
-        if detach {
-            do {
-                let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id)
-                if let pidFile { try writePidFile(pidFile, pid) }
-                _ = try ControlChannel.request("start", socket: state.controlSocket)
-            } catch {
-                try? ContainerLookup(root: globals.root, id: id).killVMM()
-                try? state.remove()
-                throw error
-            }
-            return
+        let terminal = loaded.spec.process?.terminal == true
+        guard detach || (terminal && consoleSocket != nil) else {
+            return try runInForeground(loaded, state: state, terminal: terminal)
         }
-        try runInForeground(loaded, state: state)
+        // create + start; in the foreground with a console socket, we then wait for the
+        // VMM process as `runc run` waits for the container.
+        let pid: pid_t
+        do {
+            pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id, consoleSocket: terminal ? consoleSocket : nil)
+            if let pidFile { try writePidFile(pidFile, pid) }
+            _ = try ControlChannel.request("start", socket: state.controlSocket)
+        } catch {
+            try? ContainerLookup(root: globals.root, id: id).killVMM()
+            try? state.remove()
+            throw error
+        }
+        guard !detach else { return }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        try? state.remove()
+        throw ExitCode(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
     }
 
-    private func runInForeground(_ loaded: OCIBundle.Bundle, state: StateDirectory) throws {
+    private func runInForeground(_ loaded: OCIBundle.Bundle, state: StateDirectory, terminal: Bool) throws {
         signal(SIGPIPE, SIG_IGN)
+        // A terminal without a console socket is ours: raw while the guest's pty does
+        // the line discipline, restored at the end.
+        var saved = termios()
+        let ownTerminal = terminal && isatty(0) == 1 && tcgetattr(0, &saved) == 0
+        if ownTerminal { _ = cposix_make_raw(0) }
+        defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
         let reporter = globals.reporter
         let debug = globals.debug
         let host: ContainerHost
@@ -53,8 +70,10 @@ struct Run: ParsableCommand {
             try? state.remove()
             throw error
         }
-        // Like `runc run`: signals sent to us go to the container's process.
-        let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+        if ownTerminal { host.terminalSize = 0 }
+        // Like `runc run`: signals sent to us go to the container's process (with a
+        // terminal, SIGWINCH becomes a resize instead).
+        let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] + (ownTerminal ? [] : [SIGWINCH])
         let sources = forwarded.map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)

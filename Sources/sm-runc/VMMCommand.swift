@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OCIBundle
+import CPosix
 
 /// `sm-runc vmm` (internal): the process `create` spawns and leaves behind. It serves
 /// the microVM for the container's whole life and exits with the process's exit code,
@@ -13,10 +14,14 @@ struct VMMCommand: ParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @Option var bundle: String
     @Option var readyFd: Int32
+    /// fds 0-2 are the slave of the pty whose master went to --console-socket.
+    @Flag var terminal = false
     @Argument var id: String
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
+        // The pty becomes our controlling terminal: the engine's resizes arrive as SIGWINCH.
+        if terminal { _ = cposix_set_controlling_terminal(0) }
         let reporter = Reporter(logPath: globals.log, format: Reporter.Format(rawValue: globals.logFormat) ?? .text,
                                 debug: globals.debug, stderrAllowed: false)
         let host: ContainerHost
@@ -26,6 +31,7 @@ struct VMMCommand: ParsableCommand {
                                      reporter: reporter, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
                                      })
+            host.terminalSize = terminal ? 0 : nil
             try host.bringUp()
         } catch {
             VMMProcess.report(readyFd, .failure(error))

@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import CHost
+import CPosix
 import VMM
 
 /// The runc contract with a detached VMM process: create → state → start → kill →
@@ -73,7 +73,7 @@ extension VMBootTests {
 
         @Test func createStartKillDeleteWithStdioInFiles() throws {
             try requireKVM()
-            #expect(chost_set_child_subreaper() == 0)
+            #expect(cposix_set_child_subreaper() == 0)
             let bundle = try Run.makeBundle(args: ["sh", "-c", "trap 'printf \"got TERM\\\\000\\\\377\"; echo bye >&2; exit 7' TERM; echo started; while :; do read -t 1 x; done"])
             defer { try? FileManager.default.removeItem(at: bundle) }
             let root = bundle.appendingPathComponent("state")
@@ -128,7 +128,7 @@ extension VMBootTests {
 
         @Test func killOfACreatedContainerStopsItAndDeleteCleansUp() throws {
             try requireKVM()
-            #expect(chost_set_child_subreaper() == 0)
+            #expect(cposix_set_child_subreaper() == 0)
             let bundle = try Run.makeBundle(args: ["sh", "-c", "echo must-not-run"])
             defer { try? FileManager.default.removeItem(at: bundle) }
             let root = bundle.appendingPathComponent("state")
@@ -151,7 +151,7 @@ extension VMBootTests {
 
         @Test func runDetachLeavesARunningContainer() throws {
             try requireKVM()
-            #expect(chost_set_child_subreaper() == 0)
+            #expect(cposix_set_child_subreaper() == 0)
             let bundle = try Run.makeBundle(args: ["sh", "-c", "echo detached; while :; do read -t 1 x; done"])
             defer { try? FileManager.default.removeItem(at: bundle) }
             let root = bundle.appendingPathComponent("state")

@@ -2,6 +2,7 @@ import Foundation
 import AgentProtocol
 import OCIBundle
 import VMM
+import CPosix
 
 /// The VMM side of one container: the microVM, the agent session and the control
 /// socket. `create` runs it in a process of its own (`sm-runc vmm`, the pid engines
@@ -20,6 +21,10 @@ final class ContainerHost: @unchecked Sendable {
     private let lock = NSLock()
     private var record: ContainerRecord
     private var control: ControlChannel.Server?
+    /// With a terminal: the fd whose window size the guest's pty follows (sent at
+    /// start and on each SIGWINCH).
+    var terminalSize: Int32?
+    private var resizeSource: DispatchSourceSignal?
 
     /// How long the guest may take to report the container created. Seconds on real
     /// KVM; tens of seconds under a nested, emulating hypervisor.
@@ -93,6 +98,20 @@ final class ContainerHost: @unchecked Sendable {
     func start() throws {
         try session.start(timeout: 120)
         try update { $0.status = .running }
+        if let fd = terminalSize {
+            sendWindowSize(of: fd)
+            signal(SIGWINCH, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGWINCH)
+            source.setEventHandler { [self] in sendWindowSize(of: fd) }
+            source.resume()
+            resizeSource = source
+        }
+    }
+
+    private func sendWindowSize(of fd: Int32) {
+        var rows: UInt16 = 0, columns: UInt16 = 0
+        guard cposix_get_window_size(fd, &rows, &columns) == 0 else { return }
+        session.resize(rows: rows, columns: columns)
     }
 
     /// Delivers `signal`: to the process once it runs; before that, it ends the

@@ -1,5 +1,5 @@
 import Foundation
-import CHost
+import CPosix
 
 /// Spawning the VMM process that `create` leaves behind: `sm-runc … vmm --ready-fd 3 ID`
 /// with the caller's fds 0, 1 and 2 (the container's stdio) and a pipe on fd 3 on which
@@ -11,24 +11,57 @@ enum VMMProcess {
 
     /// Spawns the VMM and waits for it to report; returns its pid. On failure it is
     /// reaped (it exits by itself once it reported the error).
-    static func spawn(globals: GlobalOptions, bundle: String, id: String) throws -> pid_t {
+    ///
+    /// With `consoleSocket` (process.terminal), a pty is made here: its master goes to
+    /// the socket as one SCM_RIGHTS message, its slave (raw: the guest's pty does the
+    /// line discipline) becomes the VMM's fds 0, 1 and 2 and the controlling terminal
+    /// of its new session, so the engine's resizes reach it as SIGWINCH.
+    static func spawn(globals: GlobalOptions, bundle: String, id: String, consoleSocket: String? = nil) throws -> pid_t {
+        var slave: Int32 = -1
+        if let consoleSocket {
+            var master: Int32 = -1
+            guard cposix_open_pty(&master, &slave) == 0 else { throw RuntimeError.system("open", "/dev/ptmx") }
+            defer { close(master) }
+            guard cposix_make_raw(slave) == 0 else {
+                close(slave)
+                throw RuntimeError.system("tcsetattr", "pty")
+            }
+            do {
+                let socket = try connectUnix(consoleSocket)
+                defer { close(socket) }
+                guard cposix_send_fd(socket, master, "/dev/ptmx") == 0 else { throw RuntimeError.system("sendmsg", consoleSocket) }
+            } catch {
+                close(slave)
+                throw error
+            }
+        }
+        defer { if slave >= 0 { close(slave) } }
         var pipeFDs: [Int32] = [-1, -1]
-        guard chost_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
+        guard cposix_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
         defer { close(pipeFDs[0]) }
         var arguments = ["sm-runc", "--root", globals.root, "--log-format", globals.logFormat]
         if let log = globals.log { arguments += ["--log", log] }
         if globals.debug { arguments.append("--debug") }
-        arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD), id]
+        arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD)]
+        if slave >= 0 { arguments.append("--terminal") }
+        arguments.append(id)
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], readyFD)
-        chost_spawn_closefrom(&actions, readyFD + 1)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if slave >= 0 {
+            for fd: Int32 in 0...2 { posix_spawn_file_actions_adddup2(&actions, slave, fd) }
+            cposix_spawn_setsid(&attributes)
+        }
+        cposix_spawn_closefrom(&actions, readyFD + 1)
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ)
         close(pipeFDs[1])
         guard rc == 0 else { throw RuntimeError.system("spawn", "the VMM process", errno: rc) }
 

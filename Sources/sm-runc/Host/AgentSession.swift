@@ -192,6 +192,17 @@ final class AgentSession: @unchecked Sendable {
         return (try? send(.control(message), to: connection)) != nil
     }
 
+    /// Passes a window size to the process's terminal; false unless it is running.
+    @discardableResult
+    func resize(rows: UInt16, columns: UInt16) -> Bool {
+        condition.lock()
+        let connection = phase == .running ? self.connection : nil
+        condition.unlock()
+        guard let connection else { return false }
+        let message = ControlMessage(type: .resize, process: processID, rows: rows, columns: columns)
+        return (try? send(.control(message), to: connection)) != nil
+    }
+
     /// Copies our stdin to the process; EOF closes the process's stdin.
     private func forwardStdin(to connection: Int32) {
         let id = processID

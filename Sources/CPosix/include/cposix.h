@@ -1,0 +1,32 @@
+// libc calls Swift's Glibc module does not expose: they need _GNU_SOURCE, are
+// variadic (ioctl, prctl) or are macros (CMSG_*). Used by sm-runc and by the guest
+// agent (plain libc, statically linkable).
+#ifndef CPOSIX_H
+#define CPOSIX_H
+#include <spawn.h>
+
+/// pipe2(fds, O_CLOEXEC).
+int cposix_pipe_cloexec(int fds[2]);
+/// posix_spawn_file_actions_addclosefrom_np: close every fd >= `from` in the child.
+int cposix_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
+/// posix_spawnattr flags: POSIX_SPAWN_SETSID (a GNU extension).
+int cposix_spawn_setsid(posix_spawnattr_t *attributes);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphans below us become our children, as they
+/// do under conmon and the containerd shim (tests use it to reap the VMM process).
+int cposix_set_child_subreaper(void);
+
+/// A new pty pair from /dev/ptmx (both ends O_CLOEXEC, the master O_NOCTTY): 0 or -1.
+int cposix_open_pty(int *master, int *slave);
+/// Puts a terminal in raw mode (cfmakeraw): no echo, no line editing, no signals.
+int cposix_make_raw(int fd);
+/// ioctl(fd, TIOCSCTTY, 0): makes the terminal the caller's controlling terminal.
+int cposix_set_controlling_terminal(int fd);
+/// ioctl TIOCGWINSZ / TIOCSWINSZ.
+int cposix_get_window_size(int fd, unsigned short *rows, unsigned short *columns);
+int cposix_set_window_size(int fd, unsigned short rows, unsigned short columns);
+/// Sends `fd` over the unix socket `sock` as one SCM_RIGHTS message with `payload`.
+int cposix_send_fd(int sock, int fd, const char *payload);
+/// Receives one fd sent with SCM_RIGHTS (tests: the engine's side of --console-socket).
+int cposix_receive_fd(int sock);
+
+#endif
