@@ -10,7 +10,7 @@ import VMM
 ///
 /// Today's scope: the VMM runs in this process (no separate create/start yet), no
 /// terminal, no detach; the guest mounts the bundle's rootfs over virtio-fs and the
-/// spec's kernel filesystems (bind mounts of host paths are skipped with a message).
+/// spec's mounts (bind mounts of host paths reach it as one more share, `BindShares`).
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create and run a container in a microVM (foreground).")
@@ -40,16 +40,24 @@ struct Run: ParsableCommand {
         guard mkdir(state, 0o700) == 0 else {
             throw RuntimeError(errno == EEXIST ? "container with id exists: \(id)" : "mkdir \(state): \(String(cString: strerror(errno)))")
         }
-        defer { try? FileManager.default.removeItem(atPath: state) }
+        let logger = DebugLog(enabled: debug)
+        let socketPath = state + "/agent.sock"
+        // Never a recursive delete: the state directory holds bind mounts of host paths.
+        defer {
+            BindShares.removeStateDirectory(state, files: ["agent.sock", "agent.sock_\(AgentProtocol.vsockPort)"],
+                                            log: { logger.debug($0) })
+        }
+        // Host bind mounts staged as the `binds` share; released before the state
+        // directory is removed (defers run last first).
+        let binds = try BindShares.prepare(mounts: spec.mounts ?? [], stateDirectory: state, bundle: loaded.path)
+        defer { BindShares.release(stateDirectory: state) }
         if let pidFile {
             try String(getpid()).write(toFile: pidFile, atomically: true, encoding: .utf8)
         }
 
-        let logger = DebugLog(enabled: debug)
-        let socketPath = state + "/agent.sock"
         let session = try AgentSession(
             socketPath: "\(socketPath)_\(AgentProtocol.vsockPort)",
-            create: ControlMessage(type: .create, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
+            create: ControlMessage(type: .create, process: 1, spec: process, mounts: binds.mounts, hostname: spec.hostname,
                                    rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
                                    readonlyPaths: spec.linux?.readonlyPaths))
         session.serveInBackground()
@@ -73,7 +81,7 @@ struct Run: ParsableCommand {
             // Writable at the device: the agent makes mount points, then remounts the
             // root read-only when root.readonly says so (as runc does).
             .init(tag: "rootfs", hostPath: loaded.rootfs, readOnly: false),
-        ]
+        ] + (binds.share.map { [$0] } ?? [])
         configuration.rootShare = ("sm-guest", "/sm-init")
         configuration.vsockSocketPath = socketPath
         configuration.extraKernelParameters = AgentProtocol.kernelParameters
