@@ -13,7 +13,13 @@ enum Container {
     static let rootTag = "rootfs"
     static let root = "/run/container"
 
-    /// Mounts the rootfs share and the spec's kernel filesystems inside it.
+    /// The host's bind mount sources, one share (see sm-runc's BindShares): bind
+    /// sources under `bindsDirectory` come from it. Outside the container's root.
+    static let bindsTag = "binds"
+    static let bindsDirectory = "/run/sm-binds"
+
+    /// Mounts the rootfs share and the spec's mounts inside it, then, as runc does,
+    /// `linux.readonlyPaths`, `linux.maskedPaths` and last `root.readonly`.
     static func prepare(_ create: ControlMessage) throws {
         let mounts = create.mounts ?? [], readOnly = create.rootReadonly ?? false
         guard mountFilesystem("tmpfs", at: "/run", type: "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV)) else {
@@ -23,8 +29,20 @@ enum Container {
         guard mount(rootTag, root, "virtiofs", 0, nil) == 0 else {
             throw AgentError("mount virtiofs `\(rootTag)` on \(root): \(String(cString: strerror(errno)))")
         }
+        if mounts.contains(where: { isBind($0) && ($0.source ?? "").hasPrefix(bindsDirectory + "/") }) {
+            ensureDirectory(bindsDirectory)
+            guard mount(bindsTag, bindsDirectory, "virtiofs", 0, nil) == 0 else {
+                throw AgentError("mount virtiofs `\(bindsTag)` on \(bindsDirectory): \(String(cString: strerror(errno)))")
+            }
+        }
         for entry in mounts {
             try mountInContainer(entry)
+        }
+        for path in create.readonlyPaths ?? [] {
+            try readonlyPath(path)
+        }
+        for path in create.maskedPaths ?? [] {
+            try maskPath(path)
         }
         // root.readonly, as runc does it: mount points are made first, then the root
         // mount (not the ones on top of it) becomes read-only.
@@ -33,39 +51,148 @@ enum Container {
         }
     }
 
-    /// Kernel filesystems (proc, sysfs, tmpfs, devpts, mqueue) as runc makes them.
-    /// Bind mounts of host paths need their own shares (issue 3) and are reported.
-    static func mountInContainer(_ entry: Mount) throws {
-        let type = entry.type ?? "none"
-        let options = entry.options ?? []
-        if type == "bind" || options.contains("bind") || options.contains("rbind") || type == "cgroup" || type == "cgroup2" {
-            say("sm-init: mount \(entry.destination): \(type == "bind" || options.contains("bind") || options.contains("rbind") ? "bind mounts of host paths" : type) not supported yet, skipped")
-            return
-        }
+    static func isBind(_ entry: Mount) -> Bool {
+        entry.type == "bind" || (entry.options ?? []).contains { $0 == "bind" || $0 == "rbind" }
+    }
+
+    /// Mount options as runc reads them: flags, propagation, and the rest as data.
+    struct Options {
         var flags: UInt = 0
+        var propagation: [UInt] = []
         var data: [String] = []
-        for option in options {
-            switch option {
-            case "ro": flags |= UInt(MS_RDONLY)
-            case "rw": break
-            case "nosuid": flags |= UInt(MS_NOSUID)
-            case "nodev": flags |= UInt(MS_NODEV)
-            case "noexec": flags |= UInt(MS_NOEXEC)
-            case "relatime": flags |= UInt(MS_RELATIME)
-            case "strictatime": flags |= UInt(MS_STRICTATIME)
-            case "private", "rprivate", "slave", "rslave", "shared", "rshared": break
-            default: data.append(option)
+
+        init(_ options: [String]) {
+            for option in options {
+                switch option {
+                case "ro": flags |= UInt(MS_RDONLY)
+                case "rw", "bind", "rbind": break
+                case "nosuid": flags |= UInt(MS_NOSUID)
+                case "nodev": flags |= UInt(MS_NODEV)
+                case "noexec": flags |= UInt(MS_NOEXEC)
+                case "relatime": flags |= UInt(MS_RELATIME)
+                case "strictatime": flags |= UInt(MS_STRICTATIME)
+                case "noatime": flags |= UInt(MS_NOATIME)
+                case "nodiratime": flags |= UInt(MS_NODIRATIME)
+                case "private": propagation.append(UInt(MS_PRIVATE))
+                case "rprivate": propagation.append(UInt(MS_PRIVATE | MS_REC))
+                case "slave": propagation.append(UInt(MS_SLAVE))
+                case "rslave": propagation.append(UInt(MS_SLAVE | MS_REC))
+                case "shared": propagation.append(UInt(MS_SHARED))
+                case "rshared": propagation.append(UInt(MS_SHARED | MS_REC))
+                case "unbindable": propagation.append(UInt(MS_UNBINDABLE))
+                case "runbindable": propagation.append(UInt(MS_UNBINDABLE | MS_REC))
+                default: data.append(option)
+                }
             }
         }
+    }
+
+    /// One entry of `mounts`: bind mounts (of the host's staged sources under
+    /// /run/sm-binds, or of guest paths as given), cgroup as cgroup2, and kernel
+    /// filesystems (proc, sysfs, tmpfs, devpts, mqueue) as runc makes them.
+    static func mountInContainer(_ entry: Mount) throws {
+        let type = entry.type ?? "none"
+        let options = Options(entry.options ?? [])
+        if isBind(entry) {
+            try bindMount(entry, options)
+            return
+        }
         let target = root + entry.destination
+        if type == "cgroup" || type == "cgroup2" {
+            // The guest has one cgroup hierarchy, the unified one (cgroup v1's
+            // per-controller mounts are not offered).
+            makeDirectories(target)
+            guard mount("cgroup2", target, "cgroup2", options.flags, nil) == 0 else {
+                if errno == ENODEV {
+                    say("sm-init: mount \(entry.destination): the guest kernel has no cgroup2, skipped")
+                    return
+                }
+                throw AgentError("mount cgroup2 on \(entry.destination): \(String(cString: strerror(errno)))")
+            }
+            try propagate(options, target, entry.destination)
+            return
+        }
         makeDirectories(target)
         let source = entry.source ?? type
-        let result = data.isEmpty
-            ? mount(source, target, type, flags, nil)
-            : mount(source, target, type, flags, data.joined(separator: ","))
+        let result = options.data.isEmpty
+            ? mount(source, target, type, options.flags, nil)
+            : mount(source, target, type, options.flags, options.data.joined(separator: ","))
         guard result == 0 else {
             throw AgentError("mount \(type) on \(entry.destination): \(String(cString: strerror(errno)))")
         }
+        try propagate(options, target, entry.destination)
+    }
+
+    /// A bind mount: the target is made as a directory or an empty file, like the
+    /// source; MS_REC for rbind; then a remount for `ro` and the other flags (a bind
+    /// ignores them on the first mount), as runc does.
+    static func bindMount(_ entry: Mount, _ options: Options) throws {
+        guard let source = entry.source, !source.isEmpty else {
+            throw AgentError("mount to \(entry.destination): a bind mount needs a source")
+        }
+        let target = root + entry.destination
+        var st = stat()
+        guard stat(source, &st) == 0 else {
+            throw AgentError("mount \(source) to \(entry.destination): \(String(cString: strerror(errno)))")
+        }
+        if st.st_mode & S_IFMT == S_IFDIR {
+            makeDirectories(target)
+        } else {
+            makeDirectories(parent(target))
+            let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            if fd >= 0 { close(fd) }
+        }
+        let recursive = (entry.options ?? []).contains("rbind")
+        guard mount(source, target, nil, UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0), nil) == 0 else {
+            throw AgentError("mount \(source) to \(entry.destination): \(String(cString: strerror(errno)))")
+        }
+        let remount = options.flags & UInt(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
+        if remount != 0, mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND) | remount, nil) != 0 {
+            throw AgentError("remount \(entry.destination) (\((entry.options ?? []).joined(separator: ","))): \(String(cString: strerror(errno)))")
+        }
+        try propagate(options, target, entry.destination)
+    }
+
+    static func propagate(_ options: Options, _ target: String, _ destination: String) throws {
+        for flags in options.propagation where mount(nil, target, nil, flags, nil) != 0 {
+            throw AgentError("set propagation of \(destination): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// `linux.readonlyPaths` as runc does it: the path bound onto itself, then
+    /// remounted read-only, nosuid, nodev, noexec. A missing path is ignored.
+    static func readonlyPath(_ path: String) throws {
+        let target = root + path
+        guard mount(target, target, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
+            if errno == ENOENT { return }
+            throw AgentError("readonly path \(path): bind: \(String(cString: strerror(errno)))")
+        }
+        guard mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+            throw AgentError("readonly path \(path): remount read-only: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// `linux.maskedPaths` as runc does it: /dev/null bound over a file, an empty
+    /// read-only tmpfs over a directory. A missing path is ignored.
+    static func maskPath(_ path: String) throws {
+        let target = root + path
+        if mount("/dev/null", target, nil, UInt(MS_BIND), nil) == 0 { return }
+        switch errno {
+        case ENOENT:
+            return
+        case ENOTDIR:
+            guard mount("tmpfs", target, "tmpfs", UInt(MS_RDONLY), nil) == 0 else {
+                throw AgentError("masked path \(path): mount tmpfs: \(String(cString: strerror(errno)))")
+            }
+        default:
+            throw AgentError("masked path \(path): bind /dev/null: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// `path` without its last component ("/" for a top-level name).
+    static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
     }
 
     static func makeDirectories(_ path: String) {

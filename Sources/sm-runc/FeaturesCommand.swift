@@ -10,7 +10,8 @@ struct FeaturesCommand: ParsableCommand {
 
     /// Mount options the guest agent applies itself; others go to the filesystem as data.
     static let mountOptions = ["ro", "rw", "nosuid", "nodev", "noexec", "relatime", "strictatime",
-                               "private", "rprivate", "slave", "rslave", "shared", "rshared"]
+                               "noatime", "nodiratime", "bind", "rbind", "private", "rprivate", "slave", "rslave",
+                               "shared", "rshared", "unbindable", "runbindable"]
 
     static var document: Features {
         Features(

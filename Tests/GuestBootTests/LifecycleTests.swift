@@ -216,3 +216,69 @@ extension VMBootTests {
         }
     }
 }
+
+extension VMBootTests.LifecycleTests {
+    /// process.terminal with --console-socket: the pty master arrives as one SCM_RIGHTS
+    /// message, the process has a terminal, input and a window size reach it.
+    @Test func aTerminalThroughAConsoleSocket() throws {
+        try requireKVM()
+        #expect(cposix_set_child_subreaper() == 0)
+        let bundle = try Run.makeBundle(
+            args: ["sh", "-c", "tty; stty size; read line; echo \"got $line\"; exit 4"],
+            process: ["terminal": true], applets: ["tty", "stty"])
+        defer { try? FileManager.default.removeItem(at: bundle) }
+        let root = bundle.appendingPathComponent("state")
+        let socketPath = bundle.appendingPathComponent("console.sock").path
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in socketPath.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0 && listen(listener, 1) == 0)
+        defer { close(listener) }
+        final class Box: @unchecked Sendable { var fd: Int32 = -1 }
+        let master = Box()
+        let received = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let connection = accept(listener, nil, nil)
+            if connection >= 0 { master.fd = cposix_receive_fd(connection); close(connection) }
+            received.signal()
+        }
+        let pidFile = bundle.appendingPathComponent("pid")
+        let create = try Self.smRunc(["create", "-b", bundle.path, "--console-socket", socketPath, "--pid-file", pidFile.path, "lc-tty"], root: root)
+        #expect(create.status == 0, "\(create.stderr)")
+        #expect(received.wait(timeout: .now() + 10) == .success)
+        try #require(master.fd >= 0)
+        defer { close(master.fd) }
+        let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+        #expect(cposix_set_window_size(master.fd, 30, 100) == 0)      // as the engine resizes
+        #expect(try Self.smRunc(["start", "lc-tty"], root: root).status == 0)
+
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var typed = false
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            var fds = [pollfd(fd: master.fd, events: Int16(POLLIN), revents: 0)]
+            guard poll(&fds, 1, 500) >= 0 else { break }
+            if fds[0].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(master.fd, $0.baseAddress, $0.count) }
+                if n <= 0 { break }                                  // EIO: every slave end closed
+                output += buffer[0..<n]
+            }
+            if !typed, String(decoding: output, as: UTF8.self).contains("30 100") {
+                _ = Array("hello\r".utf8).withUnsafeBytes { write(master.fd, $0.baseAddress, $0.count) }
+                typed = true
+            }
+        }
+        let text = String(decoding: output, as: UTF8.self)
+        #expect(text.contains("/dev/pts/0\r\n"), "\(text)")
+        #expect(text.contains("30 100\r\n"), "\(text)")
+        #expect(text.contains("got hello\r\n"), "\(text)")
+        let status = try #require(Self.reap(pid))
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 4, "VMM wait status \(status)")
+        #expect(try Self.smRunc(["delete", "lc-tty"], root: root).status == 0)
+    }
+}

@@ -10,14 +10,16 @@ extension VMBootTests {
             URL(fileURLWithPath: GuestArtifacts.searchDirectories[0]).deletingLastPathComponent().appendingPathComponent("sm-runc").path
         }
 
-        static func makeBundle(args: [String], readonly: Bool = false, process extra: [String: Any] = [:]) throws -> URL {
+        /// `mounts` come after /proc; `linux` is merged into the spec's `linux`.
+        static func makeBundle(args: [String], readonly: Bool = false, process extra: [String: Any] = [:],
+                               mounts: [[String: Any]] = [], linux: [String: Any] = [:], applets: [String] = []) throws -> URL {
             let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
             let rootfs = bundle.appendingPathComponent("rootfs")
             for dir in ["bin", "proc", "dev", "tmp"] {
                 try FileManager.default.createDirectory(at: rootfs.appendingPathComponent(dir), withIntermediateDirectories: true)
             }
             try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs.appendingPathComponent("bin/busybox").path)
-            for applet in ["sh", "echo", "printf", "cat", "hostname"] {
+            for applet in ["sh", "echo", "printf", "cat", "hostname"] + applets {
                 try FileManager.default.createSymbolicLink(atPath: rootfs.appendingPathComponent("bin/\(applet)").path, withDestinationPath: "busybox")
             }
             let process: [String: Any] = ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"]
@@ -26,8 +28,8 @@ extension VMBootTests {
                 "process": process.merging(extra) { $1 },
                 "root": ["path": "rootfs", "readonly": readonly],
                 "hostname": "runtest",
-                "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]],
-                "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]],
+                "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]] + mounts,
+                "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]].merging(linux) { $1 },
             ]
             try JSONSerialization.data(withJSONObject: config).write(to: bundle.appendingPathComponent("config.json"))
             return bundle
@@ -35,7 +37,12 @@ extension VMBootTests {
 
         struct Result { var status: Int32; var stdout: [UInt8]; var stderr: [UInt8] }
 
-        static func runSMRunc(_ arguments: [String], stdin: URL? = nil) throws -> Result {
+        /// The `--root` runSMRunc passes (the container's state is `<stateRoot>/<id>`).
+        static var stateRoot: String {
+            FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-state-\(getpid())").path
+        }
+
+        static func runSMRunc(_ arguments: [String], stdin: URL? = nil, root: String? = nil) throws -> Result {
             let directory = FileManager.default.temporaryDirectory
             let out = directory.appendingPathComponent("sm-runc-out-\(getpid())"), err = directory.appendingPathComponent("sm-runc-err-\(getpid())")
             FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -43,7 +50,7 @@ extension VMBootTests {
             defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: smRunc)
-            process.arguments = ["run", "--root", directory.appendingPathComponent("sm-runc-state-\(getpid())").path] + arguments
+            process.arguments = ["run", "--root", root ?? stateRoot] + arguments
             process.standardInput = try stdin.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
             process.standardOutput = try FileHandle(forWritingTo: out)
             process.standardError = try FileHandle(forWritingTo: err)

@@ -42,13 +42,20 @@ final class ContainerHost: @unchecked Sendable {
         guard let guestRoot = GuestArtifacts.guestRoot() else {
             throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
         }
-        var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel())
+        let kernel = try GuestArtifacts.kernel()
+        // Bind mounts of host paths: staged under the state directory as host mounts,
+        // served to the guest as one more share (see `BindShares`). Undone if the rest
+        // of the set-up fails; otherwise when the guest ends or at delete.
+        let binds = try BindShares.prepare(mounts: spec.mounts ?? [], stateDirectory: state.path, bundle: bundle.path)
+        var prepared = false
+        defer { if !prepared { BindShares.release(stateDirectory: state.path) } }
+        var configuration = MachineConfiguration(kernelPath: kernel)
         configuration.shares = [
             .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
             // Writable at the device: the agent makes mount points, then remounts the
             // root read-only when root.readonly says so (as runc does).
             .init(tag: "rootfs", hostPath: bundle.rootfs, readOnly: false),
-        ]
+        ] + (binds.share.map { [$0] } ?? [])
         configuration.rootShare = ("sm-guest", "/sm-init")
         configuration.vsockSocketPath = state.agentSocket
         configuration.extraKernelParameters = AgentProtocol.kernelParameters
@@ -57,7 +64,7 @@ final class ContainerHost: @unchecked Sendable {
         configuration.consoleOutput = diagnostics
         session = try AgentSession(
             socketPath: "\(state.agentSocket)_\(AgentProtocol.vsockPort)",
-            create: ControlMessage(type: .create, process: 1, spec: process, mounts: spec.mounts, hostname: spec.hostname,
+            create: ControlMessage(type: .create, process: 1, spec: process, mounts: binds.mounts, hostname: spec.hostname,
                                    rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
                                    readonlyPaths: spec.linux?.readonlyPaths))
         machine = try Machine(configuration)
@@ -66,6 +73,7 @@ final class ContainerHost: @unchecked Sendable {
             bundle: bundle.path, rootfs: bundle.rootfs, created: Reporter.timestamp(),
             owner: Self.userName(getuid()), annotations: spec.annotations)
         try state.save(record)
+        prepared = true
     }
 
     /// Boots the guest until the container is created, then records `created` and
