@@ -44,6 +44,23 @@ int cposix_open_pty(int *master, int *slave) {
     return 0;
 }
 
+int cposix_open_pty_in(const char *ptmx, int *master, int *slave) {
+    int m = open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -1;
+    int unlock = 0;
+    int s = -1;
+    if (ioctl(m, TIOCSPTLCK, &unlock) == 0) s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int saved = errno;
+        close(m);
+        errno = saved;
+        return -1;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
 int cposix_make_raw(int fd) {
     struct termios t;
     if (tcgetattr(fd, &t) != 0) return -1;

@@ -211,11 +211,17 @@ enum Container {
         let environment = spec.env ?? []
         let executable = resolve(args[0], environment: environment)
         if spec.terminal == true {
-            guard mountFilesystem("devpts", at: "/dev/pts", type: "devpts", flags: UInt(MS_NOSUID | MS_NOEXEC)) else {
-                throw AgentError("mount devpts on /dev/pts failed")
+            // The pty comes from the container's devpts (as runc opens /dev/ptmx inside
+            // the container), so it is /dev/pts/N there; without one, from the agent's.
+            var ptmx = root + "/dev/pts/ptmx"
+            if access(ptmx, F_OK) != 0 {
+                guard mountFilesystem("devpts", at: "/dev/pts", type: "devpts", flags: UInt(MS_NOSUID | MS_NOEXEC)) else {
+                    throw AgentError("mount devpts on /dev/pts failed")
+                }
+                ptmx = "/dev/pts/ptmx"
             }
             var master: Int32 = -1, slave: Int32 = -1
-            guard cposix_open_pty(&master, &slave) == 0 else { throw AgentError("open pty: \(String(cString: strerror(errno)))") }
+            guard cposix_open_pty_in(ptmx, &master, &slave) == 0 else { throw AgentError("open pty \(ptmx): \(String(cString: strerror(errno)))") }
             let input = dup(master)
             let pid = fork()
             guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }

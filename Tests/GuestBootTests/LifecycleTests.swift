@@ -225,7 +225,10 @@ extension VMBootTests.LifecycleTests {
         #expect(cposix_set_child_subreaper() == 0)
         let bundle = try Run.makeBundle(
             args: ["sh", "-c", "tty; stty size; read line; echo \"got $line\"; exit 4"],
-            process: ["terminal": true], applets: ["tty", "stty"])
+            process: ["terminal": true],
+            mounts: [["destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                      "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]]],
+            applets: ["tty", "stty"])
         defer { try? FileManager.default.removeItem(at: bundle) }
         let root = bundle.appendingPathComponent("state")
         let socketPath = bundle.appendingPathComponent("console.sock").path

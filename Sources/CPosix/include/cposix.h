@@ -17,6 +17,9 @@ int cposix_set_child_subreaper(void);
 
 /// A new pty pair from /dev/ptmx (both ends O_CLOEXEC, the master O_NOCTTY): 0 or -1.
 int cposix_open_pty(int *master, int *slave);
+/// A new pty pair from the devpts instance whose ptmx is `ptmx` (e.g. a container's
+/// /dev/pts/ptmx): the slave is opened from the master (TIOCGPTPEER), no path needed.
+int cposix_open_pty_in(const char *ptmx, int *master, int *slave);
 /// Puts a terminal in raw mode (cfmakeraw): no echo, no line editing, no signals.
 int cposix_make_raw(int fd);
 /// ioctl(fd, TIOCSCTTY, 0): makes the terminal the caller's controlling terminal.
