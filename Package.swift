@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "CGuest"),
         // The VMM <-> guest agent contract. No Foundation: it is linked into the static agent.
         .target(name: "AgentProtocol", dependencies: ["OCIBundle"]),
+        // OCI lifecycle hooks, run on the host and (chrooted) in the guest. No Foundation.
+        .target(name: "Hooks", dependencies: ["OCIBundle", "CPosix"]),
         .target(
             name: "VMM",
             dependencies: [
@@ -43,14 +45,14 @@ let package = Package(
         .executableTarget(
             name: "sm-runc",
             dependencies: [
-                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix",
+                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix", "Hooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // PID 1 in the guest. Linked as a fully static executable (glibc static), no Foundation.
         .executableTarget(
             name: "sm-init",
-            dependencies: ["AgentProtocol", "OCIBundle", "CGuest", "CPosix"],
+            dependencies: ["AgentProtocol", "OCIBundle", "CGuest", "CPosix", "Hooks"],
             linkerSettings: [.unsafeFlags(["-static-executable"])]
         ),
         // The reference VMM (Debian's qemu microvm) for benchmarks and the software-CPU boot test.
@@ -68,6 +70,7 @@ let package = Package(
         .testTarget(name: "OCIBundleTests", dependencies: ["OCIBundle"], exclude: ["Fixtures"]),
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol", "OCIBundle"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
+        .testTarget(name: "HooksTests", dependencies: ["Hooks", "OCIBundle"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix"]),
     ]
 )

@@ -6,7 +6,7 @@ import OCIBundle
 /// | type | direction | fields |
 /// | --- | --- | --- |
 /// | hello | both, first | version |
-/// | create | VMM -> agent | process (id), spec (OCI process), mounts, hostname, rootReadonly, maskedPaths, readonlyPaths |
+/// | create | VMM -> agent | process (id), spec (OCI process), mounts, hostname, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
 /// | created | agent -> VMM | process: the root and mounts are ready, the process not yet started |
 /// | start | VMM -> agent | process: run the created process |
 /// | started | agent -> VMM | process, pid (in the guest) |
@@ -51,6 +51,10 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     /// With `create`: `linux.maskedPaths` and `linux.readonlyPaths`.
     public var maskedPaths: [String]?
     public var readonlyPaths: [String]?
+    /// With `create`: the hooks the agent runs in the container (createContainer,
+    /// startContainer) and the state document they get on stdin.
+    public var hooks: Hooks?
+    public var state: String?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -60,7 +64,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
 
     public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
                 mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil,
-                maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, pid: Int32? = nil,
+                maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, hooks: Hooks? = nil, state: String? = nil,
+                pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
         self.version = version
@@ -71,6 +76,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.rootReadonly = rootReadonly
         self.maskedPaths = maskedPaths
         self.readonlyPaths = readonlyPaths
+        self.hooks = hooks
+        self.state = state
         self.pid = pid
         self.signal = signal
         self.rows = rows

@@ -8,6 +8,7 @@
 import AgentProtocol
 import OCIBundle
 import CGuest
+import Hooks
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,8 +83,10 @@ func serve(_ channel: Channel) {
             return
         }
         if let hostname = create.hostname { _ = sethostname(hostname, hostname.utf8.count) }
+        let hookState = Array((create.state ?? "{}").utf8)
         do {
             try Container.prepare(create)
+            try HookRunner.runAll(create.hooks?.createContainer, kind: "createContainer", state: hookState, root: Container.root)
         } catch {
             try channel.send(.control(ControlMessage(type: .error, process: id, message: "\(error)")))
             channel.awaitClose(milliseconds: 5000)
@@ -94,6 +97,7 @@ func serve(_ channel: Channel) {
         // (the container was killed or deleted while created).
         guard let start = try channel.nextControl(), start.type == .start, start.process == id else { return }
         do {
+            try HookRunner.runAll(create.hooks?.startContainer, kind: "startContainer", state: hookState, root: Container.root)
             let status = try Container.run(spec, id: id, channel: channel)
             let exited = cguest_signaled(status) != 0
                 ? ControlMessage(type: .exited, process: id, signal: cguest_term_signal(status))

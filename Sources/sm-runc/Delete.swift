@@ -1,5 +1,6 @@
 import ArgumentParser
 import OCIBundle
+import Hooks
 
 /// `sm-runc delete [--force] ID`: removes a stopped (or created) container's state;
 /// with --force a running one is killed first. `delete --force` of a container that
@@ -27,5 +28,10 @@ struct Delete: ParsableCommand {
             try container.killVMM()
         }
         try container.state.remove()
+        // poststop: after the container is gone; a failure is a warning (runtime-spec).
+        if let hooks = container.record.hooks?.poststop {
+            let state = try OCIJSON.encodeCompact(StateDocument(container.record, status: .stopped))
+            do { try HookRunner.runAll(hooks, kind: "poststop", state: state) } catch { globals.reporter.warning("\(error)") }
+        }
     }
 }

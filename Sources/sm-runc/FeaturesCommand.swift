@@ -16,7 +16,7 @@ struct FeaturesCommand: ParsableCommand {
     static var document: Features {
         Features(
             ociVersionMin: "1.0.0", ociVersionMax: "1.2.0",
-            hooks: [],                                   // not run yet (issue 4)
+            hooks: Hooks.names,                          // host: prestart, createRuntime, poststart, poststop; guest: the rest
             mountOptions: mountOptions,
             linux: .init(
                 namespaces: [],                          // the microVM is the isolation; none are made inside it yet

@@ -285,3 +285,57 @@ extension VMBootTests.LifecycleTests {
         #expect(try Self.smRunc(["delete", "lc-tty"], root: root).status == 0)
     }
 }
+
+extension VMBootTests.LifecycleTests {
+    /// Hooks in the spec's order: prestart, createRuntime and poststart, poststop on the
+    /// host; createContainer and startContainer in the guest, resolved in the container's
+    /// root. Each gets the state JSON on stdin.
+    @Test func hooksRunInOrderWhereTheSpecSays() throws {
+        try requireKVM()
+        #expect(cposix_set_child_subreaper() == 0)
+        let placeholder = try Run.makeBundle(args: ["true"])
+        defer { try? FileManager.default.removeItem(at: placeholder) }
+        let order = placeholder.appendingPathComponent("rootfs/tmp/order").path
+        func host(_ name: String) -> [String: Any] {
+            ["path": "/bin/sh", "args": ["sh", "-c", "echo \(name) >> \(order); cat > \(placeholder.path)/\(name).json"]]
+        }
+        func guest(_ name: String) -> [String: Any] {
+            ["path": "/bin/sh", "args": ["sh", "-c", "echo \(name) >> /tmp/order; cat > /tmp/\(name).json"]]
+        }
+        let hooks: [String: Any] = [
+            "prestart": [host("prestart")], "createRuntime": [host("createRuntime")],
+            "createContainer": [guest("createContainer")], "startContainer": [guest("startContainer")],
+            "poststart": [host("poststart")], "poststop": [host("poststop")],
+        ]
+        // The same bundle, with hooks in config.json.
+        let configURL = placeholder.appendingPathComponent("config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config["hooks"] = hooks
+        config["annotations"] = ["org.example.hook": "yes"]
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        let root = placeholder.appendingPathComponent("state")
+        let pidFile = placeholder.appendingPathComponent("pid")
+
+        let create = try Self.smRunc(["create", "-b", placeholder.path, "--pid-file", pidFile.path, "lc-hooks"], root: root)
+        #expect(create.status == 0, "\(create.stderr)")
+        let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+        #expect(try Self.smRunc(["start", "lc-hooks"], root: root).status == 0)
+        _ = Self.reap(pid)
+        #expect(try Self.smRunc(["delete", "lc-hooks"], root: root).status == 0)
+
+        #expect(try String(contentsOfFile: order, encoding: .utf8)
+                == "prestart\ncreateRuntime\ncreateContainer\nstartContainer\npoststart\npoststop\n")
+        let runtime = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: placeholder.appendingPathComponent("createRuntime.json"))) as? [String: Any])
+        #expect(runtime["id"] as? String == "lc-hooks")
+        #expect(runtime["pid"] as? Int == Int(pid))
+        #expect(runtime["bundle"] as? String == placeholder.path)
+        #expect((runtime["annotations"] as? [String: String])?["org.example.hook"] == "yes")
+        let inGuest = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: placeholder.appendingPathComponent("rootfs/tmp/startContainer.json"))) as? [String: Any])
+        #expect(inGuest["id"] as? String == "lc-hooks")
+        let poststop = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: placeholder.appendingPathComponent("poststop.json"))) as? [String: Any])
+        #expect(poststop["status"] as? String == "stopped")
+    }
+}

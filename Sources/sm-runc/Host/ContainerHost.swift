@@ -3,6 +3,7 @@ import AgentProtocol
 import OCIBundle
 import VMM
 import CPosix
+import Hooks
 
 /// The VMM side of one container: the microVM, the agent session and the control
 /// socket. `create` runs it in a process of its own (`sm-runc vmm`, the pid engines
@@ -62,16 +63,26 @@ final class ContainerHost: @unchecked Sendable {
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
-        session = try AgentSession(
-            socketPath: "\(state.agentSocket)_\(AgentProtocol.vsockPort)",
-            create: ControlMessage(type: .create, process: 1, spec: process, mounts: binds.mounts, hostname: spec.hostname,
-                                   rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
-                                   readonlyPaths: spec.linux?.readonlyPaths))
-        machine = try Machine(configuration)
         record = ContainerRecord(
             id: id, pid: getpid(), pidStartTime: ProcessIdentity.ownStartTime, status: .creating,
             bundle: bundle.path, rootfs: bundle.rootfs, created: Reporter.timestamp(),
             owner: Self.userName(getuid()), annotations: spec.annotations)
+        let hooks = spec.hooks
+        record.hooks = hooks
+        session = try AgentSession(
+            socketPath: "\(state.agentSocket)_\(AgentProtocol.vsockPort)",
+            create: ControlMessage(type: .create, process: 1, spec: process, mounts: binds.mounts, hostname: spec.hostname,
+                                   rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
+                                   readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
+                                   state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self)))
+        // prestart and createRuntime: on the host, once the guest is up, before the
+        // agent makes the container (and runs createContainer in it).
+        let creatingState = try OCIJSON.encodeCompact(StateDocument(record, status: .creating))
+        session.beforeCreate = {
+            try HookRunner.runAll(hooks?.prestart, kind: "prestart", state: creatingState)
+            try HookRunner.runAll(hooks?.createRuntime, kind: "createRuntime", state: creatingState)
+        }
+        machine = try Machine(configuration)
         try state.save(record)
         prepared = true
     }
@@ -106,6 +117,10 @@ final class ContainerHost: @unchecked Sendable {
     func start() throws {
         try session.start(timeout: 120)
         try update { $0.status = .running }
+        // poststart: a failure is a warning; the container runs on (runtime-spec).
+        if let hooks = record.hooks?.poststart, let state = try? OCIJSON.encodeCompact(StateDocument(record, status: .running)) {
+            do { try HookRunner.runAll(hooks, kind: "poststart", state: state) } catch { reporter.warning("\(error)") }
+        }
         if let fd = terminalSize {
             sendWindowSize(of: fd)
             signal(SIGWINCH, SIG_IGN)

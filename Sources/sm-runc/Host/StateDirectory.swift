@@ -21,6 +21,8 @@ struct ContainerRecord: Codable, Equatable {
     /// Set once the process ended: its exit code, or the signal that killed it.
     var exitCode: Int32?
     var exitSignal: Int32?
+    /// The spec's hooks: poststop runs at delete, when config.json may be gone.
+    var hooks: Hooks?
 }
 
 /// The OCI state document as runc prints it (`state`, `list --format json`, hooks' stdin).
