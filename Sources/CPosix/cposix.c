@@ -6,6 +6,8 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 #include <termios.h>
 #include <unistd.h>
 #include "cposix.h"
@@ -59,6 +61,11 @@ int cposix_open_pty_in(const char *ptmx, int *master, int *slave) {
     *master = m;
     *slave = s;
     return 0;
+}
+
+int cposix_open_path_in_root(int dirfd, const char *path) {
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
 int cposix_make_raw(int fd) {

@@ -295,13 +295,42 @@ enum Container {
         fail("exec \(args[0])", errno == ENOENT ? 127 : 126)
     }
 
+    /// What runc checks at create: the program exists and can be executed, so that a
+    /// bad process.args fails `create` with the words engines map to 127 / 126.
+    static func checkExecutable(_ spec: Spec.Process) throws {
+        guard let name = spec.args?.first, !name.isEmpty else { throw AgentError("args must not be empty") }
+        let path = resolve(name, environment: spec.env ?? [])
+        guard path.hasPrefix("/") || path.contains("/") else {
+            throw AgentError("exec: \"\(name)\": executable file not found in $PATH")
+        }
+        guard let info = statInRoot(path.hasPrefix("/") ? path : (spec.cwd.isEmpty ? "/" : spec.cwd) + "/" + path) else {
+            throw AgentError("exec: \"\(name)\": stat \(path): \(String(cString: strerror(errno)).lowercased())")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 else {
+            throw AgentError("exec: \"\(name)\": permission denied")
+        }
+    }
+
+    /// stat of `path` as the container sees it: resolved inside its root, so absolute
+    /// symlinks in the image point into the image, not into the agent's root.
+    static func statInRoot(_ path: String) -> stat? {
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { return nil }
+        defer { close(rootFD) }
+        let fd = cposix_open_path_in_root(rootFD, path)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        return fstat(fd, &info) == 0 ? info : nil
+    }
+
     /// `name` as execvp would find it, with the container's PATH, inside the container root.
     static func resolve(_ name: String, environment: [String]) -> String {
         guard !name.contains("/") else { return name }
         let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(name)"
-            if access(root + candidate, X_OK) == 0 { return candidate }
+            if let info = statInRoot(candidate), (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 { return candidate }
         }
         return name
     }

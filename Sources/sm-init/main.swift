@@ -86,6 +86,7 @@ func serve(_ channel: Channel) {
         let hookState = Array((create.state ?? "{}").utf8)
         do {
             try Container.prepare(create)
+            try Container.checkExecutable(spec)
             try HookRunner.runAll(create.hooks?.createContainer, kind: "createContainer", state: hookState, root: Container.root)
         } catch {
             try channel.send(.control(ControlMessage(type: .error, process: id, message: "\(error)")))

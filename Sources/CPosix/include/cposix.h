@@ -20,6 +20,9 @@ int cposix_open_pty(int *master, int *slave);
 /// A new pty pair from the devpts instance whose ptmx is `ptmx` (e.g. a container's
 /// /dev/pts/ptmx): the slave is opened from the master (TIOCGPTPEER), no path needed.
 int cposix_open_pty_in(const char *ptmx, int *master, int *slave);
+/// openat2(dirfd, path, {O_PATH, RESOLVE_IN_ROOT}): `path` resolved as if `dirfd` were
+/// the root (absolute symlinks and `..` stay inside). -1 with errno on failure.
+int cposix_open_path_in_root(int dirfd, const char *path);
 /// Puts a terminal in raw mode (cfmakeraw): no echo, no line editing, no signals.
 int cposix_make_raw(int fd);
 /// ioctl(fd, TIOCSCTTY, 0): makes the terminal the caller's controlling terminal.

@@ -18,7 +18,8 @@ final class ContainerHost: @unchecked Sendable {
     let reporter: Reporter
     private let session: AgentSession
     private let machine: Machine
-    private let machineEnded = DispatchSemaphore(value: 0)
+    /// Left once the machine thread returned; waiting on it again returns at once.
+    private let machineEnded = DispatchGroup()
     private let lock = NSLock()
     private var record: ContainerRecord
     private var control: ControlChannel.Server?
@@ -92,6 +93,7 @@ final class ContainerHost: @unchecked Sendable {
     func bringUp() throws {
         session.serveInBackground()
         let machine = self.machine, session = self.session, reporter = self.reporter
+        machineEnded.enter()
         Thread.detachNewThread { [machineEnded] in
             do {
                 let report = try machine.run()
@@ -100,7 +102,7 @@ final class ContainerHost: @unchecked Sendable {
             } catch {
                 session.end(.failed("\(error)"))
             }
-            machineEnded.signal()
+            machineEnded.leave()
         }
         do {
             try session.waitCreated(timeout: Self.bootTimeout)
