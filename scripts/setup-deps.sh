@@ -11,6 +11,8 @@ PKGS=(
   qemu-system-x86
   # busybox for test bundles and guest tools
   busybox-static
+  # the reference runtime for the differential conformance suite (conformance/)
+  runc python3
 )
 missing=()
 for p in "${PKGS[@]}"; do

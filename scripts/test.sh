@@ -8,3 +8,5 @@ export PATH="/opt/swift/usr/bin:$PATH"
 bash scripts/build.sh >/dev/null
 swift build --build-tests
 swift test --skip-build "$@"
+# The differential suite against runc (whole runs only, not filtered ones).
+if [ $# -eq 0 ]; then bash conformance/run.sh; fi

@@ -284,8 +284,23 @@ enum Container {
         guard chdir(spec.cwd.isEmpty ? "/" : spec.cwd) == 0 else { fail("chdir \(spec.cwd)", 1) }
         if let mask = spec.user.umask { umask(mode_t(mask)) }
         var groups = (spec.user.additionalGids ?? []).map { gid_t($0) }
+        // Capabilities as runc applies them: bounding set first (as root), keep the
+        // permitted set across the uid change, then the exact sets.
+        let capabilities = spec.capabilities.map(CapabilityMasks.init)
+        let lastCapability = CapabilityMasks.lastCapability()
+        if let capabilities {
+            guard cguest_drop_bounding(capabilities.bounding, lastCapability) == 0 else { fail("drop bounding capabilities", 1) }
+            guard cguest_keep_capabilities(1) == 0 else { fail("prctl PR_SET_KEEPCAPS", 1) }
+        }
         guard setgroups(groups.count, &groups) == 0, setgid(spec.user.gid) == 0, setuid(spec.user.uid) == 0 else {
             fail("set user \(spec.user.uid):\(spec.user.gid)", 1)
+        }
+        if let capabilities {
+            _ = cguest_keep_capabilities(0)
+            guard cguest_capset(capabilities.effective, capabilities.permitted, capabilities.inheritable) == 0 else {
+                fail("capset", 1)
+            }
+            guard cguest_set_ambient(capabilities.ambient, lastCapability) == 0 else { fail("raise ambient capabilities", 1) }
         }
         if spec.noNewPrivileges == true, cguest_set_no_new_privs() != 0 { fail("prctl PR_SET_NO_NEW_PRIVS", 1) }
         var cArgs = args.map { strdup($0) } + [nil]
@@ -390,5 +405,36 @@ enum Container {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return status
+    }
+}
+
+/// process.capabilities as kernel bit masks. Names the guest kernel does not know are
+/// left out, as runc ignores unknown capabilities.
+struct CapabilityMasks {
+    var bounding: UInt64, effective: UInt64, permitted: UInt64, inheritable: UInt64, ambient: UInt64
+
+    init(_ capabilities: Capabilities) {
+        func mask(_ list: [Capability]?) -> UInt64 {
+            (list ?? []).reduce(0) { bits, capability in
+                guard let number = capability.number, number < 64 else { return bits }
+                return bits | (1 << UInt64(number))
+            }
+        }
+        bounding = mask(capabilities.bounding)
+        effective = mask(capabilities.effective)
+        permitted = mask(capabilities.permitted)
+        inheritable = mask(capabilities.inheritable)
+        ambient = mask(capabilities.ambient)
+    }
+
+    /// /proc/sys/kernel/cap_last_cap of the guest kernel.
+    static func lastCapability() -> Int32 {
+        let fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 40 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 15) }
+        guard n > 0 else { return 40 }
+        return Int32(String(decoding: buffer[0..<n].prefix { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self)) ?? 40
     }
 }

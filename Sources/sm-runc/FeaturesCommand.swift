@@ -20,7 +20,7 @@ struct FeaturesCommand: ParsableCommand {
             mountOptions: mountOptions,
             linux: .init(
                 namespaces: [],                          // the microVM is the isolation; none are made inside it yet
-                capabilities: [],                        // not applied inside the guest yet (issue 5)
+                capabilities: Capability.known.map(\.rawValue), // applied by the agent in the guest
                 cgroup: .init(v1: false, v2: false, systemd: false, systemdUser: false, rdma: false),
                 seccomp: .init(enabled: false),          // issue 5
                 apparmor: .init(enabled: false),

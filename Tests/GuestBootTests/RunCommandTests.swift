@@ -110,9 +110,18 @@ extension VMBootTests {
         @Test func theProcessGetsItsUserLimitsAndPrivileges() throws {
             try requireKVM()
             let bundle = try Self.makeBundle(
-                args: ["sh", "-c", "echo $(id -u):$(id -g) $(ulimit -n) $(cat /proc/self/oom_score_adj) $(grep NoNewPrivs /proc/self/status | tr -d '\\t ')"],
+                args: ["sh", "-c", "echo $(id -u):$(id -g) $(ulimit -n) $(cat /proc/self/oom_score_adj) $(grep NoNewPrivs /proc/self/status | tr -d '\\t '); grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status | tr -d '\\t'"],
                 process: [
                     "user": ["uid": 1000, "gid": 100, "umask": 18],
+                    // As a non-root exec leaves them: only the ambient capability stays
+                    // permitted and effective; the bounding set is what the spec says.
+                    "capabilities": [
+                        "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                        "effective": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                        "permitted": ["CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                        "inheritable": ["CAP_NET_BIND_SERVICE"],
+                        "ambient": ["CAP_NET_BIND_SERVICE", "CAP_NOT_A_THING"],
+                    ],
                     "rlimits": [["type": "RLIMIT_NOFILE", "soft": 321, "hard": 654]],
                     "oomScoreAdj": 250,
                     "noNewPrivileges": true,
@@ -124,7 +133,15 @@ extension VMBootTests {
             }
             let result = try Self.runSMRunc(["-b", bundle.path, "run-user"])
             #expect(result.status == 0, "stderr: \(String(decoding: result.stderr, as: UTF8.self))")
-            #expect(String(decoding: result.stdout, as: UTF8.self) == "1000:100 321 250 NoNewPrivs:1\n")
+            #expect(String(decoding: result.stdout, as: UTF8.self) == """
+                1000:100 321 250 NoNewPrivs:1
+                CapInh:0000000000000400
+                CapPrm:0000000000000400
+                CapEff:0000000000000400
+                CapBnd:0000000000000421
+                CapAmb:0000000000000400
+
+                """)
         }
 
         @Test func aReadonlyRootRefusesWritesButKeepsItsMounts() throws {

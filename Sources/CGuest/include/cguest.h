@@ -63,4 +63,35 @@ static inline int cguest_vsock_connect(unsigned int cid, unsigned int port) {
     }
     return fd;
 }
+#include <linux/capability.h>
+#include <sys/syscall.h>
+/// Capabilities for the container process, as runc applies them. Masks are bit sets
+/// of capability numbers (all fit in 64 bits).
+/// Drops from the bounding set every capability up to `last` not in `keep`.
+static inline int cguest_drop_bounding(unsigned long long keep, int last) {
+    for (int cap = 0; cap <= last && cap < 64; cap++) {
+        if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return -1;
+    }
+    return 0;
+}
+/// prctl(PR_SET_KEEPCAPS): keep permitted capabilities across setuid away from root.
+static inline int cguest_keep_capabilities(int on) { return prctl(PR_SET_KEEPCAPS, on, 0, 0, 0); }
+/// capset(2), version 3: effective, permitted and inheritable sets of this thread.
+static inline int cguest_capset(unsigned long long effective, unsigned long long permitted, unsigned long long inheritable) {
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {
+        {(unsigned)effective, (unsigned)permitted, (unsigned)inheritable},
+        {(unsigned)(effective >> 32), (unsigned)(permitted >> 32), (unsigned)(inheritable >> 32)},
+    };
+    return (int)syscall(SYS_capset, &header, data);
+}
+/// The ambient set: cleared, then each capability in `ambient` raised.
+static inline int cguest_set_ambient(unsigned long long ambient, int last) {
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return -1;
+    for (int cap = 0; cap <= last && cap < 64; cap++) {
+        if ((ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) return -1;
+    }
+    return 0;
+}
+
 #endif
