@@ -20,7 +20,7 @@ struct FeaturesCommand: ParsableCommand {
             mountOptions: mountOptions,
             linux: .init(
                 namespaces: [],                          // the microVM is the isolation; none are made inside it yet
-                capabilities: Capability.known.map(\.rawValue), // applied by the agent in the guest
+                capabilities: Capability.known,          // applied by the agent in the guest
                 cgroup: .init(v1: false, v2: false, systemd: false, systemdUser: false, rdma: false),
                 seccomp: .init(enabled: false),          // issue 5
                 apparmor: .init(enabled: false),
