@@ -37,21 +37,7 @@ final class AgentSession: @unchecked Sendable {
     init(socketPath: String, create: ControlMessage) throws {
         self.path = socketPath
         self.create = create
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listener >= 0 else { throw RuntimeError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw RuntimeError("socket path too long: \(socketPath)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0, listen(listener, 1) == 0 else {
-            let message = String(cString: strerror(errno))
-            close(listener)
-            throw RuntimeError("listen `\(socketPath)`: \(message)")
-        }
+        listener = try listenUnix(socketPath, backlog: 1)
     }
 
     deinit {
@@ -229,17 +215,5 @@ final class AgentSession: @unchecked Sendable {
         sendLock.lock()
         defer { sendLock.unlock() }
         guard writeAll(fd, bytes) else { throw RuntimeError("agent channel: write: \(String(cString: strerror(errno)))") }
-    }
-
-    @discardableResult
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return false }
-            offset += n
-        }
-        return true
     }
 }
