@@ -85,11 +85,13 @@ static inline int cguest_capset(unsigned long long effective, unsigned long long
     };
     return (int)syscall(SYS_capset, &header, data);
 }
-/// The ambient set: cleared, then each capability in `ambient` raised.
+/// The ambient set: cleared, then each capability in `ambient` raised. The kernel
+/// refuses (EPERM) one that is not both permitted and inheritable; like runc, that one
+/// is left out rather than failing the container (`runc spec` asks for such ones).
 static inline int cguest_set_ambient(unsigned long long ambient, int last) {
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return -1;
     for (int cap = 0; cap <= last && cap < 64; cap++) {
-        if ((ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) return -1;
+        if ((ambient & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0 && errno != EPERM) return -1;
     }
     return 0;
 }
