@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "VMM",
             dependencies: [
-                "CKVM",
+                "CKVM", "CSeccomp",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -27,11 +27,16 @@ struct Delete: ParsableCommand {
             guard force else { throw RuntimeError("cannot delete container \(id) that is not stopped: \(container.status)") }
             try container.killVMM()
         }
+        try Self.remove(container, reporter: globals.reporter)
+    }
+
+    /// Removes the state (unmounting bind staging first), then runs the poststop
+    /// hooks; a hook's failure is a warning (runtime-spec).
+    static func remove(_ container: ContainerLookup, reporter: Reporter) throws {
         try container.state.remove()
-        // poststop: after the container is gone; a failure is a warning (runtime-spec).
         if let hooks = container.record.hooks?.poststop {
             let state = try OCIJSON.encodeCompact(StateDocument(container.record, status: .stopped))
-            do { try HookRunner.runAll(hooks, kind: "poststop", state: state) } catch { globals.reporter.warning("\(error)") }
+            do { try HookRunner.runAll(hooks, kind: "poststop", state: state) } catch { reporter.warning("\(error)") }
         }
     }
 }

@@ -3,10 +3,10 @@ import Foundation
 import OCIBundle
 import CPosix
 
-/// `sm-runc run`: create and start in one go. In the foreground (the default) this
-/// process is the VMM: it relays the process's stdio, forwards the signals it gets,
-/// and exits with the process's status (128+signal when it was killed), as `runc run`
-/// does. `--detach` is `create` then `start`: the VMM process stays behind.
+/// `sm-runc run`: create, start and (unless --detach) wait, as `runc run` does. The
+/// VMM is the same process `create` leaves behind; this process stays outside it
+/// (unconfined), forwards the signals it gets to the container's process, exits with
+/// the process's status (128+signal when it was killed) and deletes the container.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create and run a container in a microVM.")
 
@@ -26,16 +26,19 @@ struct Run: ParsableCommand {
         var request = CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds)
         request.detached = detach
         let loaded = try request.validated()
-        let state = try StateDirectory.create(root: globals.root, id: id)
         let terminal = loaded.spec.process?.terminal == true
-        guard detach || (terminal && consoleSocket != nil) else {
-            return try runInForeground(loaded, state: state, terminal: terminal)
-        }
-        // create + start; in the foreground with a console socket, we then wait for the
-        // VMM process as `runc run` waits for the container.
+        // A terminal without a console socket is ours: raw while the guest's pty does
+        // the line discipline (restored at the end); the VMM follows its size.
+        var saved = termios()
+        let ownTerminal = terminal && consoleSocket == nil && isatty(0) == 1 && tcgetattr(0, &saved) == 0
+        let state = try StateDirectory.create(root: globals.root, id: id)
+        if ownTerminal { _ = cposix_make_raw(0) }
+        defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
+
         let pid: pid_t
         do {
-            pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id, consoleSocket: terminal ? consoleSocket : nil)
+            pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id,
+                                       consoleSocket: terminal ? consoleSocket : nil, followTerminal: ownTerminal)
             if let pidFile { try writePidFile(pidFile, pid) }
             _ = try ControlChannel.request("start", socket: state.controlSocket)
         } catch {
@@ -43,57 +46,24 @@ struct Run: ParsableCommand {
             try? state.remove()
             throw error
         }
+        Start.runPoststartHooks(root: globals.root, id: id, reporter: globals.reporter)
         guard !detach else { return }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        try? state.remove()
-        throw ExitCode(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
-    }
 
-    private func runInForeground(_ loaded: OCIBundle.Bundle, state: StateDirectory, terminal: Bool) throws {
-        signal(SIGPIPE, SIG_IGN)
-        // A terminal without a console socket is ours: raw while the guest's pty does
-        // the line discipline, restored at the end.
-        var saved = termios()
-        let ownTerminal = terminal && isatty(0) == 1 && tcgetattr(0, &saved) == 0
-        if ownTerminal { _ = cposix_make_raw(0) }
-        defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
-        let reporter = globals.reporter
-        let debug = globals.debug
-        let host: ContainerHost
-        do {
-            if let pidFile { try writePidFile(pidFile, getpid()) }
-            host = try ContainerHost(id: id, bundle: loaded, state: state, reporter: reporter) { bytes in
-                if debug { bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) } }
-            }
-        } catch {
-            try? state.remove()
-            throw error
-        }
-        if ownTerminal { host.terminalSize = 0 }
-        // Like `runc run`: signals sent to us go to the container's process (with a
-        // terminal, SIGWINCH becomes a resize instead).
+        // Like `runc run`: signals sent to us go to the container's process. With our
+        // own terminal the VMM gets SIGWINCH itself (same process group) and resizes.
         let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] + (ownTerminal ? [] : [SIGWINCH])
+        let socket = state.controlSocket
         let sources = forwarded.map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { try? host.kill(number) }
+            source.setEventHandler { _ = try? ControlChannel.request("kill \(number)", socket: socket, timeout: 5) }
             source.resume()
             return source
         }
-        defer { sources.forEach { $0.cancel() } }
-        do {
-            try host.bringUp()
-            try host.start()
-        } catch {
-            try? host.kill(SIGKILL)
-            _ = host.waitForEnd()
-            try? state.remove()
-            throw error
-        }
-        let outcome = host.waitForEnd()
-        try? state.remove()
-        if case .failed(let message) = outcome { throw RuntimeError("container \(id): \(message)") }
-        throw ExitCode(outcome.shellStatus)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        sources.forEach { $0.cancel() }
+        if let lookup = try? ContainerLookup(root: globals.root, id: id) { try? Delete.remove(lookup, reporter: globals.reporter) }
+        throw ExitCode(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
     }
 }

@@ -14,14 +14,17 @@ struct VMMCommand: ParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @Option var bundle: String
     @Option var readyFd: Int32
-    /// fds 0-2 are the slave of the pty whose master went to --console-socket.
+    /// fds 0-2 are the slave of the pty whose master went to --console-socket (we are
+    /// its session's leader: it becomes our controlling terminal).
+    @Flag var console = false
+    /// fd 0 is the caller's terminal (run in a terminal): follow its size.
     @Flag var terminal = false
     @Argument var id: String
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         // The pty becomes our controlling terminal: the engine's resizes arrive as SIGWINCH.
-        if terminal { _ = cposix_set_controlling_terminal(0) }
+        if console { _ = cposix_set_controlling_terminal(0) }
         let reporter = Reporter(logPath: globals.log, format: Reporter.Format(rawValue: globals.logFormat) ?? .text,
                                 debug: globals.debug, stderrAllowed: false)
         let host: ContainerHost
@@ -31,7 +34,8 @@ struct VMMCommand: ParsableCommand {
                                      reporter: reporter, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
                                      })
-            host.terminalSize = terminal ? 0 : nil
+            host.terminalSize = console || terminal ? 0 : nil
+            try host.runCreateHooks()
             try host.bringUp()
         } catch {
             VMMProcess.report(readyFd, .failure(error))

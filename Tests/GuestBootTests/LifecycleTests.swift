@@ -293,7 +293,7 @@ extension VMBootTests.LifecycleTests {
     @Test func hooksRunInOrderWhereTheSpecSays() throws {
         try requireKVM()
         #expect(cposix_set_child_subreaper() == 0)
-        let placeholder = try Run.makeBundle(args: ["true"])
+        let placeholder = try Run.makeBundle(args: ["sh", "-c", "exit 0"])
         defer { try? FileManager.default.removeItem(at: placeholder) }
         let order = placeholder.appendingPathComponent("rootfs/tmp/order").path
         func host(_ name: String) -> [String: Any] {

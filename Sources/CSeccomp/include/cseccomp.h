@@ -17,4 +17,18 @@ static inline uint32_t cseccomp_act_errno(uint16_t err) { return SCMP_ACT_ERRNO(
 static inline int cseccomp_set_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
 static inline int cseccomp_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
 static inline int cseccomp_capbset_drop(int cap) { return prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); }
+static inline int cseccomp_clear_ambient(void) { return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); }
+
+/// One argument comparison for seccomp_rule_add_array (SCMP_A1(SCMP_CMP_EQ, value)).
+static inline struct scmp_arg_cmp cseccomp_arg_equals(unsigned int arg, uint64_t value) {
+    struct scmp_arg_cmp cmp = {arg, SCMP_CMP_EQ, value, 0};
+    return cmp;
+}
+/// Masked comparison: (argument & mask) == value.
+static inline struct scmp_arg_cmp cseccomp_arg_masked_equals(unsigned int arg, uint64_t mask, uint64_t value) {
+    struct scmp_arg_cmp cmp = {arg, SCMP_CMP_MASKED_EQ, mask, value};
+    return cmp;
+}
+/// seccomp_attr_set(SCMP_FLTATR_CTL_TSYNC, 1): the filter is installed on every thread.
+static inline int cseccomp_set_tsync(scmp_filter_ctx ctx) { return seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1); }
 #endif

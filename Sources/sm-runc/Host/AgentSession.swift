@@ -30,9 +30,6 @@ final class AgentSession: @unchecked Sendable {
     private let sendLock = NSLock()
 
     var processID: UInt32 { create.process ?? 1 }
-    /// Runs once the agent said hello, before `create` is sent (the createRuntime
-    /// hooks); an error ends the session with it.
-    var beforeCreate: (@Sendable () throws -> Void)?
 
     init(socketPath: String, create: ControlMessage) throws {
         self.path = socketPath
@@ -149,7 +146,6 @@ final class AgentSession: @unchecked Sendable {
                         switch message.type {
                         case .hello where !helloDone:
                             helloDone = true
-                            do { try beforeCreate?() } catch { return .failed("\(error)") }
                             try send(.control(create), to: connection)
                         case .created:
                             setPhase(.created)

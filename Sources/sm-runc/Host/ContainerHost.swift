@@ -76,16 +76,19 @@ final class ContainerHost: @unchecked Sendable {
                                    rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
                                    readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
                                    state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self)))
-        // prestart and createRuntime: on the host, once the guest is up, before the
-        // agent makes the container (and runs createContainer in it).
-        let creatingState = try OCIJSON.encodeCompact(StateDocument(record, status: .creating))
-        session.beforeCreate = {
-            try HookRunner.runAll(hooks?.prestart, kind: "prestart", state: creatingState)
-            try HookRunner.runAll(hooks?.createRuntime, kind: "createRuntime", state: creatingState)
-        }
         machine = try Machine(configuration)
         try state.save(record)
         prepared = true
+    }
+
+    /// prestart and createRuntime: on the host, once the VM exists (its memory,
+    /// devices and state record) and before the guest runs, so before the VMM
+    /// confines itself; then the agent makes the container and runs createContainer.
+    func runCreateHooks() throws {
+        guard let hooks = record.hooks else { return }
+        let state = try OCIJSON.encodeCompact(StateDocument(record, status: .creating))
+        try HookRunner.runAll(hooks.prestart, kind: "prestart", state: state)
+        try HookRunner.runAll(hooks.createRuntime, kind: "createRuntime", state: state)
     }
 
     /// Boots the guest until the container is created, then records `created` and
@@ -119,10 +122,6 @@ final class ContainerHost: @unchecked Sendable {
     func start() throws {
         try session.start(timeout: 120)
         try update { $0.status = .running }
-        // poststart: a failure is a warning; the container runs on (runtime-spec).
-        if let hooks = record.hooks?.poststart, let state = try? OCIJSON.encodeCompact(StateDocument(record, status: .running)) {
-            do { try HookRunner.runAll(hooks, kind: "poststart", state: state) } catch { reporter.warning("\(error)") }
-        }
         if let fd = terminalSize {
             sendWindowSize(of: fd)
             signal(SIGWINCH, SIG_IGN)
@@ -169,7 +168,7 @@ final class ContainerHost: @unchecked Sendable {
             case .failed: $0.exitCode = 255
             }
         }
-        BindShares.release(stateDirectory: state.path)
+        // The bind staging mounts stay until delete: a confined VMM cannot unmount.
         return outcome
     }
 

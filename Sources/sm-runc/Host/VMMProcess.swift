@@ -16,7 +16,11 @@ enum VMMProcess {
     /// the socket as one SCM_RIGHTS message, its slave (raw: the guest's pty does the
     /// line discipline) becomes the VMM's fds 0, 1 and 2 and the controlling terminal
     /// of its new session, so the engine's resizes reach it as SIGWINCH.
-    static func spawn(globals: GlobalOptions, bundle: String, id: String, consoleSocket: String? = nil) throws -> pid_t {
+    ///
+    /// With `followTerminal` (run in a terminal), fd 0 is already a terminal: the VMM
+    /// shares our process group, gets its SIGWINCH and passes the size on.
+    static func spawn(globals: GlobalOptions, bundle: String, id: String, consoleSocket: String? = nil,
+                      followTerminal: Bool = false) throws -> pid_t {
         var slave: Int32 = -1
         if let consoleSocket {
             var master: Int32 = -1
@@ -43,7 +47,7 @@ enum VMMProcess {
         if let log = globals.log { arguments += ["--log", log] }
         if globals.debug { arguments.append("--debug") }
         arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD)]
-        if slave >= 0 { arguments.append("--terminal") }
+        if slave >= 0 { arguments.append("--console") } else if followTerminal { arguments.append("--terminal") }
         arguments.append(id)
 
         var actions = posix_spawn_file_actions_t()

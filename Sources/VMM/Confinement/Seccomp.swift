@@ -1,0 +1,67 @@
+import CSeccomp
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One allowed system call, with the reason it is on the list and, where the
+/// arguments can be pinned down, the values allowed for one argument (ioctl's
+/// request number, fcntl's command...).
+public struct SyscallRule: Sendable {
+    public let name: String
+    public let why: String
+    /// (argument index, allowed values); nil allows any arguments.
+    public let argument: (index: UInt32, values: [UInt64])?
+
+    public init(_ name: String, _ why: String, argument: (index: UInt32, values: [UInt64])? = nil) {
+        self.name = name
+        self.why = why
+        self.argument = argument
+    }
+}
+
+/// seccomp filters built with libseccomp. The default action ends the whole VMM
+/// process (SECCOMP_RET_KILL_PROCESS: the engine waiting on it sees it die by
+/// SIGSYS), never one thread.
+public enum Seccomp {
+    /// Installs `rules` on the calling thread, or with `allThreads` on every thread of
+    /// the process (TSYNC). Filters stack: a thread's effective list is the
+    /// intersection of all the filters it carries.
+    public static func install(_ rules: [SyscallRule], allThreads: Bool = false) throws(SystemCallError) {
+        guard let filter = seccomp_init(CSECCOMP_ACT_KILL_PROCESS) else {
+            throw SystemCallError(call: "seccomp_init", argument: "KILL_PROCESS", errno: .init(rawValue: ENOMEM))
+        }
+        defer { seccomp_release(filter) }
+        for rule in rules {
+            let number = seccomp_syscall_resolve_name(rule.name)
+            guard number >= 0 else {
+                throw SystemCallError(call: "seccomp_syscall_resolve_name", argument: rule.name, errno: .init(rawValue: EINVAL))
+            }
+            if let argument = rule.argument {
+                for value in argument.values {
+                    var comparison = [cseccomp_arg_equals(argument.index, value)]
+                    let rc = seccomp_rule_add_array(filter, CSECCOMP_ACT_ALLOW, number, 1, &comparison)
+                    guard rc == 0 else {
+                        throw SystemCallError(call: "seccomp_rule_add", argument: "\(rule.name) arg\(argument.index)=\(value)", errno: .init(rawValue: -rc))
+                    }
+                }
+            } else {
+                let rc = seccomp_rule_add_array(filter, CSECCOMP_ACT_ALLOW, number, 0, nil)
+                guard rc == 0 else {
+                    throw SystemCallError(call: "seccomp_rule_add", argument: rule.name, errno: .init(rawValue: -rc))
+                }
+            }
+        }
+        if allThreads {
+            let rc = cseccomp_set_tsync(filter)
+            guard rc == 0 else { throw SystemCallError(call: "seccomp_attr_set", argument: "TSYNC", errno: .init(rawValue: -rc)) }
+        }
+        let rc = seccomp_load(filter)
+        guard rc == 0 else { throw SystemCallError(call: "seccomp_load", argument: "\(rules.count) rules", errno: .init(rawValue: -rc)) }
+    }
+
+    /// Whether the filters should be skipped (diagnosis only): the environment
+    /// variable SM_RUNC_VMM_SECCOMP=off.
+    public static var disabledByEnvironment: Bool {
+        getenv("SM_RUNC_VMM_SECCOMP").map { String(cString: $0) == "off" } ?? false
+    }
+}
