@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OCIBundle
 import CPosix
+import VMM
 
 /// `sm-runc vmm` (internal): the process `create` spawns and leaves behind. It serves
 /// the microVM for the container's whole life and exits with the process's exit code,
@@ -36,6 +37,14 @@ struct VMMCommand: ParsableCommand {
                                      })
             host.terminalSize = console || terminal ? 0 : nil
             try host.runCreateHooks()
+            // From here on the guest may run: drop what the VMM does not need.
+            if host.confined {
+                try Privileges.restrict()
+                try Seccomp.install(SeccompPolicy.process, allThreads: true)
+                reporter.debug("VMM confined: no_new_privs, capabilities \(Privileges.fileServerCapabilities.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
+            } else {
+                reporter.warning("VMM seccomp filters and capability drop disabled (diagnosis only)")
+            }
             try host.bringUp()
         } catch {
             VMMProcess.report(readyFd, .failure(error))

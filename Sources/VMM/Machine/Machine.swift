@@ -144,11 +144,26 @@ public final class Machine: @unchecked Sendable {
         guard ckvm_install_kick_handler() == 0 else {
             throw SystemCallError(call: "sigaction", argument: "vCPU kick signal", errno: .init(rawValue: errno))
         }
-        try eventLoop.start()
+        let confine = configuration.confineThread
+        let confinementFailure = Mutex<String?>(nil)
+        let eventLoopReady = DispatchSemaphore(value: 0)
+        try eventLoop.start(prepare: {
+            do { try confine?(.eventLoop) } catch { confinementFailure.withLock { $0 = "confine the event loop: \(error)" } }
+            eventLoopReady.signal()
+        })
+        eventLoopReady.wait()
         let finished = DispatchSemaphore(value: 0)
         let result = Mutex<GuestExit?>(nil)
         let thread = OSThread(name: "sm-vcpu0") { [self] in
-            let exit = vcpuLoop()
+            let exit: GuestExit
+            do {
+                try confine?(.vcpu)
+                // The event loop confined itself before this thread was started (or failed to).
+                if let failure = confinementFailure.withLock({ $0 }) { throw VMMConfinementError(description: failure) }
+                exit = vcpuLoop()
+            } catch {
+                exit = .vmmError("\(error)")
+            }
             result.withLock { $0 = exit }
             finished.signal()
         }
@@ -393,4 +408,8 @@ func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
         if haystack[i..<i + needle.count].elementsEqual(needle) { return i }
     }
     return nil
+}
+
+struct VMMConfinementError: Error, CustomStringConvertible {
+    let description: String
 }

@@ -30,6 +30,10 @@ public struct MachineConfiguration: Sendable {
     public var consoleOutput: @Sendable ([UInt8]) -> Void = { _ in }
     /// Diagnostics (the `--debug` log).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Runs first on each VMM thread, before it does guest-driven work: installs that
+    /// thread's seccomp filter (see `SeccompPolicy`). A failure stops the machine
+    /// before the guest runs.
+    public var confineThread: (@Sendable (VMMThreadKind) throws -> Void)?
 
     public init(kernelPath: String, initrd: Initrd? = nil) {
         self.kernelPath = kernelPath
@@ -112,4 +116,17 @@ public struct MachineReport: Sendable {
     public var setupCPUSeconds: Double
     public var profile: GuestProfile?
     public var vmmCPUSecondsOutsideKVMRun: Double { max(0, processCPUSeconds - kvmRunCPUSeconds) }
+}
+
+/// The threads a Machine runs, each with its own seccomp list.
+public enum VMMThreadKind: String, Sendable {
+    case vcpu = "vCPU"
+    case eventLoop = "event loop"
+
+    public var rules: [SyscallRule] {
+        switch self {
+        case .vcpu: SeccompPolicy.vcpu
+        case .eventLoop: SeccompPolicy.eventLoop
+        }
+    }
 }

@@ -27,6 +27,11 @@ final class ContainerHost: @unchecked Sendable {
     /// start and on each SIGWINCH).
     var terminalSize: Int32?
     private var resizeSource: DispatchSourceSignal?
+    /// Whether the VMM confines itself (seccomp on every thread, capabilities dropped).
+    /// Off only for diagnosis: SM_RUNC_VMM_SECCOMP=off or the annotation
+    /// `run.sm-runc.vmm-seccomp: off`.
+    let confined: Bool
+    static let seccompAnnotation = "run.sm-runc.vmm-seccomp"
 
     /// How long the guest may take to report the container created. Seconds on real
     /// KVM; tens of seconds under a nested, emulating hypervisor.
@@ -64,6 +69,10 @@ final class ContainerHost: @unchecked Sendable {
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
+        confined = !Seccomp.disabledByEnvironment && spec.annotations?[Self.seccompAnnotation] != "off"
+        if confined {
+            configuration.confineThread = { kind in try Seccomp.install(kind.rules) }
+        }
         record = ContainerRecord(
             id: id, pid: getpid(), pidStartTime: ProcessIdentity.ownStartTime, status: .creating,
             bundle: bundle.path, rootfs: bundle.rootfs, created: Reporter.timestamp(),

@@ -1,0 +1,199 @@
+import CKVM
+import CSeccomp
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The VMM's seccomp allow-lists, one per thread kind, as one readable list each.
+/// Anything else ends the whole VMM process (see `Seccomp`).
+///
+/// Filters stack: `process` is installed on every thread (TSYNC) before the guest
+/// runs; the vCPU and event-loop threads then add their own, narrower list, so
+/// their effective list is the intersection. Lists were drawn from straces of
+/// create/start/run/kill with stdio, terminals and virtio-fs traffic, then pruned.
+public enum SeccompPolicy {
+    /// The ioctls a vCPU thread makes once the guest runs.
+    static let vcpuIoctls: [UInt64] = [
+        CKVM_RUN,                                   // run the guest
+        CKVM_GET_REGS, CKVM_SET_REGS,               // step over an emulator quirk (FWAIT/INT3 on nested hosts)
+        CKVM_GET_SREGS,                             // decode the guest's instruction at RIP for that
+        CKVM_GET_VCPU_EVENTS, CKVM_SET_VCPU_EVENTS, // inject a breakpoint exception back into the guest
+    ].map { UInt64($0) }
+
+    /// ioctls other threads make: the terminal size (TIOCGWINSZ) for a console.
+    static let otherIoctls: [UInt64] = [UInt64(TIOCGWINSZ)]
+
+    /// prctl options used after confinement.
+    static let prctlOptions: [UInt64] = [
+        UInt64(PR_SET_NAME),                        // name a new thread (sm-vcpu0, sm-events)
+        UInt64(PR_GET_NAME),                        // Foundation reads a new thread's name
+        UInt64(PR_GET_NO_NEW_PRIVS),                // libseccomp checks it before loading a thread's filter
+        UInt64(PR_SET_NO_NEW_PRIVS),                // ...and sets it (already set: no change)
+        UInt64(PR_GET_SECCOMP),                     // libseccomp probes the mode
+    ]
+
+    /// Every thread (the widest list): memory, threads, time, signals, the files and
+    /// sockets of the state directory, stdio relay, and what the two narrower lists
+    /// below need (a thread's effective list is the intersection).
+    public static let process: [SyscallRule] = [
+        // I/O on descriptors opened before confinement (stdio, sockets, eventfds, KVM).
+        SyscallRule("read", "stdio, sockets, eventfds, the FUSE server's files"),
+        SyscallRule("write", "stdio relay, sockets, eventfds, log lines, state records"),
+        SyscallRule("readv", "Swift/Foundation buffered reads"),
+        SyscallRule("writev", "Swift/Foundation buffered writes"),
+        SyscallRule("pread64", "virtio-fs READ"),
+        SyscallRule("pwrite64", "virtio-fs WRITE"),
+        SyscallRule("close", "descriptors of finished requests and connections"),
+        SyscallRule("dup", "a descriptor kept past its owner's close"),
+        SyscallRule("fcntl", "O_NONBLOCK / FD_CLOEXEC on new descriptors; virtio-fs O_PATH reopen checks"),
+        SyscallRule("lseek", "virtio-fs LSEEK and directory rewinds"),
+        SyscallRule("ioctl", "see vcpuIoctls and otherIoctls", argument: (1, vcpuIoctls + otherIoctls)),
+        // The virtio-fs server, relative to the O_PATH descriptors it holds.
+        SyscallRule("openat", "virtio-fs OPEN/CREATE/LOOKUP via /proc/self/fd; state records; the log file"),
+        SyscallRule("newfstatat", "virtio-fs GETATTR/LOOKUP (fstatat with AT_EMPTY_PATH)"),
+        SyscallRule("fstat", "descriptor metadata (Foundation, the FUSE server)"),
+        SyscallRule("statx", "Foundation file metadata"),
+        SyscallRule("statfs", "virtio-fs STATFS"),
+        SyscallRule("fstatfs", "virtio-fs STATFS on a descriptor"),
+        SyscallRule("readlinkat", "virtio-fs READLINK"),
+        SyscallRule("getdents64", "virtio-fs READDIR(PLUS)"),
+        SyscallRule("mkdirat", "virtio-fs MKDIR"),
+        SyscallRule("mknodat", "virtio-fs MKNOD"),
+        SyscallRule("symlinkat", "virtio-fs SYMLINK"),
+        SyscallRule("linkat", "virtio-fs LINK"),
+        SyscallRule("unlinkat", "virtio-fs UNLINK/RMDIR; stale sockets in the state directory"),
+        SyscallRule("unlink", "the control socket at the end"),
+        SyscallRule("renameat", "virtio-fs RENAME"),
+        SyscallRule("renameat2", "virtio-fs RENAME2 (exchange, noreplace)"),
+        SyscallRule("rename", "atomic state.json updates"),
+        SyscallRule("fchownat", "virtio-fs SETATTR uid/gid, CREATE as the guest's user"),
+        SyscallRule("fchown", "virtio-fs SETATTR on an open file"),
+        SyscallRule("fchmodat", "virtio-fs SETATTR mode; the control socket's mode"),
+        SyscallRule("fchmod", "virtio-fs SETATTR mode on an open file"),
+        SyscallRule("chmod", "the control socket's mode (Glibc chmod)"),
+        SyscallRule("utimensat", "virtio-fs SETATTR times"),
+        SyscallRule("truncate", "virtio-fs SETATTR size by path (/proc/self/fd)"),
+        SyscallRule("ftruncate", "virtio-fs SETATTR size"),
+        SyscallRule("fallocate", "virtio-fs FALLOCATE"),
+        SyscallRule("fsync", "virtio-fs FSYNC"),
+        SyscallRule("fdatasync", "virtio-fs FSYNC with datasync"),
+        SyscallRule("syncfs", "virtio-fs SYNCFS"),
+        SyscallRule("getxattr", "virtio-fs GETXATTR (by /proc/self/fd path)"),
+        SyscallRule("lgetxattr", "virtio-fs GETXATTR"),
+        SyscallRule("fgetxattr", "virtio-fs GETXATTR on an open file"),
+        SyscallRule("setxattr", "virtio-fs SETXATTR"),
+        SyscallRule("lsetxattr", "virtio-fs SETXATTR"),
+        SyscallRule("fsetxattr", "virtio-fs SETXATTR on an open file"),
+        SyscallRule("listxattr", "virtio-fs LISTXATTR"),
+        SyscallRule("llistxattr", "virtio-fs LISTXATTR"),
+        SyscallRule("flistxattr", "virtio-fs LISTXATTR on an open file"),
+        SyscallRule("removexattr", "virtio-fs REMOVEXATTR"),
+        SyscallRule("lremovexattr", "virtio-fs REMOVEXATTR"),
+        SyscallRule("fremovexattr", "virtio-fs REMOVEXATTR on an open file"),
+        SyscallRule("access", "Foundation existence checks"),
+        SyscallRule("faccessat", "virtio-fs ACCESS"),
+        SyscallRule("faccessat2", "virtio-fs ACCESS (glibc 2.33+)"),
+        SyscallRule("getcwd", "Foundation path handling"),
+        SyscallRule("readlink", "Foundation path handling"),
+        // Unix sockets: the agent's hybrid vsock, the control socket. AF_UNIX only.
+        SyscallRule("socket", "connect the guest's vsock streams to <agent.sock>_<port>; the control socket",
+                    argument: (0, [UInt64(AF_UNIX)])),
+        SyscallRule("connect", "the hybrid vsock's host side"),
+        SyscallRule("bind", "the control socket, made once the container is created"),
+        SyscallRule("listen", "the control socket"),
+        SyscallRule("accept", "the agent's connection; control requests"),
+        SyscallRule("accept4", "the same, close-on-exec"),
+        SyscallRule("setsockopt", "receive timeouts on control connections"),
+        SyscallRule("getsockopt", "SO_ERROR after a non-blocking connect"),
+        SyscallRule("shutdown", "ending the agent session and the control socket"),
+        SyscallRule("sendto", "vsock stream data to the host side"),
+        SyscallRule("recvfrom", "vsock stream data from the host side"),
+        SyscallRule("sendmsg", "vsock stream data (scatter)"),
+        SyscallRule("recvmsg", "vsock stream data (scatter)"),
+        // Event loop and wakeups.
+        SyscallRule("epoll_create1", "Dispatch's signal sources"),
+        SyscallRule("epoll_ctl", "watching queue notifications and connections"),
+        SyscallRule("epoll_wait", "the event loop"),
+        SyscallRule("epoll_pwait", "the event loop (glibc may use it)"),
+        SyscallRule("poll", "bounded waits on sockets"),
+        SyscallRule("ppoll", "bounded waits on sockets"),
+        SyscallRule("eventfd2", "Dispatch wakeups"),
+        SyscallRule("signalfd4", "Dispatch signal sources (SIGWINCH for a console)"),
+        // Memory.
+        SyscallRule("mmap", "the allocator, thread stacks"),
+        SyscallRule("munmap", "the allocator, thread stacks"),
+        SyscallRule("mprotect", "thread stack guard pages"),
+        SyscallRule("mremap", "the allocator"),
+        SyscallRule("madvise", "the allocator returning memory"),
+        SyscallRule("brk", "the allocator"),
+        // Threads, time, identity.
+        SyscallRule("clone3", "new threads (the vCPU, the event loop, Dispatch); execve is not allowed, so a fork could run only this code"),
+        SyscallRule("clone", "new threads on kernels without clone3"),
+        SyscallRule("set_robust_list", "thread start"),
+        SyscallRule("rseq", "thread start (glibc)"),
+        SyscallRule("futex", "locks and condition variables"),
+        SyscallRule("sched_yield", "spin locks"),
+        SyscallRule("sched_getaffinity", "Dispatch sizing its pool"),
+        SyscallRule("setpriority", "Dispatch worker priorities"),
+        SyscallRule("getpriority", "Dispatch worker priorities"),
+        SyscallRule("nanosleep", "bounded retries"),
+        SyscallRule("clock_nanosleep", "bounded retries"),
+        SyscallRule("clock_gettime", "timing (no vDSO clock on some nested hosts)"),
+        SyscallRule("gettimeofday", "timestamps in state records and logs"),
+        SyscallRule("getrandom", "Swift's hashing seeds"),
+        SyscallRule("getpid", "raise the process's own signal at its end"),
+        SyscallRule("gettid", "thread identity (Dispatch, locks)"),
+        SyscallRule("getuid", "Foundation"),
+        SyscallRule("geteuid", "Foundation"),
+        SyscallRule("getgid", "Foundation"),
+        SyscallRule("getegid", "Foundation"),
+        SyscallRule("prctl", "thread names and the filter checks below", argument: (0, prctlOptions)),
+        SyscallRule("seccomp", "each VMM thread adds its narrower filter"),
+        // Signals: the vCPU kick, SIGWINCH for a console, and dying like the process.
+        SyscallRule("rt_sigaction", "the vCPU kick handler; SIG_DFL before raising the process's signal"),
+        SyscallRule("rt_sigprocmask", "thread signal masks"),
+        SyscallRule("rt_sigreturn", "return from the kick handler"),
+        SyscallRule("sigaltstack", "Swift's crash handler stack per thread"),
+        SyscallRule("tgkill", "kick the vCPU thread out of KVM_RUN; raise the container process's signal"),
+        SyscallRule("kill", "raise the container process's signal on ourselves"),
+        SyscallRule("exit", "a thread ends"),
+        SyscallRule("exit_group", "the VMM ends"),
+    ]
+
+    /// A vCPU thread: KVM_RUN and the handling of its exits (device registers live
+    /// in this process's memory; notifications leave by ioeventfd in the kernel).
+    public static let vcpu: [SyscallRule] = [
+        SyscallRule("ioctl", "KVM_RUN and the quirk handling in vcpuIoctls", argument: (1, vcpuIoctls)),
+        SyscallRule("read", "eventfd reads when a device is reset from its registers"),
+        SyscallRule("write", "eventfd signals (an interrupt from a device register write); log lines"),
+        SyscallRule("openat", "the --log file, opened per line"),
+        SyscallRule("close", "a device reset closes its old notifiers; the log file"),
+        SyscallRule("epoll_ctl", "a device activated by its driver starts watching its queues"),
+        SyscallRule("clock_gettime", "KVM_RUN time accounting (CLOCK_THREAD_CPUTIME_ID)"),
+        SyscallRule("futex", "locks shared with the event loop"),
+        SyscallRule("sched_yield", "spin locks"),
+        SyscallRule("mmap", "the allocator"),
+        SyscallRule("munmap", "the allocator"),
+        SyscallRule("mprotect", "the allocator"),
+        SyscallRule("madvise", "the allocator; the thread's stack at exit"),
+        SyscallRule("brk", "the allocator"),
+        SyscallRule("rt_sigprocmask", "signal masks around the kick"),
+        SyscallRule("rt_sigreturn", "return from the kick handler"),
+        SyscallRule("gettid", "thread identity (locks)"),
+        SyscallRule("getpid", "thread identity"),
+        SyscallRule("exit", "the thread ends with the guest"),
+    ]
+
+    /// The event-loop thread: device backends (virtio-fs, vsock, console).
+    public static let eventLoop: [SyscallRule] = process.filter { rule in
+        // Everything the process list allows, except thread, signal and socket-server
+        // management this thread never does.
+        !["clone3", "clone", "bind", "listen", "accept", "accept4", "setsockopt", "seccomp", "prctl",
+          "rt_sigaction", "sigaltstack", "tgkill", "kill", "rename", "unlink", "chmod", "signalfd4",
+          "epoll_create1", "eventfd2", "setpriority", "getpriority", "sched_getaffinity",
+          "exit_group", "getuid", "geteuid", "getgid", "getegid", "getcwd", "readlink", "access", "statx"]
+            .contains(rule.name)
+    }.map { rule in
+        rule.name == "ioctl" ? SyscallRule("ioctl", "none but the terminal size", argument: (1, otherIoctls)) : rule
+    }
+}
