@@ -71,6 +71,29 @@ extension VMBootTests {
             return nil
         }
 
+        /// Every thread of the VMM process: seccomp filter mode (2), no_new_privs, and
+        /// exactly the file server's capabilities (CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
+        /// MKNOD) in the effective, permitted and bounding sets.
+        static func expectConfined(_ pid: pid_t, sourceLocation: SourceLocation = #_sourceLocation) {
+            let expected = String(format: "%016llx", Privileges.fileServerCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1.cap)) })
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            #expect(tasks.count >= 3, "threads of \(pid): \(tasks)", sourceLocation: sourceLocation)
+            for task in tasks {
+                guard let status = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/status", encoding: .utf8) else { continue }
+                var fields: [String: String] = [:]
+                for line in status.split(separator: "\n") {
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    if parts.count == 2 { fields[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces) }
+                }
+                let name = fields["Name"] ?? task
+                #expect(fields["Seccomp"] == "2", "\(name): Seccomp \(fields["Seccomp"] ?? "?")", sourceLocation: sourceLocation)
+                #expect(fields["NoNewPrivs"] == "1", "\(name): NoNewPrivs", sourceLocation: sourceLocation)
+                for set in ["CapEff", "CapPrm", "CapBnd"] {
+                    #expect(fields[set] == expected, "\(name): \(set) \(fields[set] ?? "?")", sourceLocation: sourceLocation)
+                }
+            }
+        }
+
         @Test func createStartKillDeleteWithStdioInFiles() throws {
             try requireKVM()
             #expect(cposix_set_child_subreaper() == 0)
@@ -94,6 +117,7 @@ extension VMBootTests {
             #expect(document["id"] as? String == "lc")
             #expect(document["pid"] as? Int == Int(pid))
             #expect(document["bundle"] as? String == bundle.path)
+            Self.expectConfined(pid)
             // Before start, process.args has had no effect.
             #expect(try Data(contentsOf: out).isEmpty)
             #expect(try Self.smRunc(["list"], root: root).stdout.contains("lc          \(pid)"))
@@ -101,6 +125,7 @@ extension VMBootTests {
             let start = try Self.smRunc(["start", "lc"], root: root)
             #expect(start.status == 0, "\(start.stderr)")
             #expect(try Self.status("lc", root: root) == "running")
+            Self.expectConfined(pid)
             let again = try Self.smRunc(["start", "lc"], root: root)
             #expect(again.status == 1 && again.stderr.contains("cannot start an already running container"))
             let busy = try Self.smRunc(["delete", "lc"], root: root)

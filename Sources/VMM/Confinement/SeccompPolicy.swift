@@ -119,6 +119,8 @@ public enum SeccompPolicy {
         SyscallRule("ppoll", "bounded waits on sockets"),
         SyscallRule("eventfd2", "Dispatch wakeups"),
         SyscallRule("signalfd4", "Dispatch signal sources (SIGWINCH for a console)"),
+        SyscallRule("timerfd_create", "Dispatch timers (the --profile-ms sampler)"),
+        SyscallRule("timerfd_settime", "Dispatch timers"),
         // Memory.
         SyscallRule("mmap", "the allocator, thread stacks"),
         SyscallRule("munmap", "the allocator, thread stacks"),
@@ -153,6 +155,7 @@ public enum SeccompPolicy {
         SyscallRule("rt_sigaction", "the vCPU kick handler; SIG_DFL before raising the process's signal"),
         SyscallRule("rt_sigprocmask", "thread signal masks"),
         SyscallRule("rt_sigreturn", "return from the kick handler"),
+        SyscallRule("rt_sigsuspend", "a thread waiting for a signal (Dispatch, the runtime)"),
         SyscallRule("sigaltstack", "Swift's crash handler stack per thread"),
         SyscallRule("tgkill", "kick the vCPU thread out of KVM_RUN; raise the container process's signal"),
         SyscallRule("kill", "raise the container process's signal on ourselves"),
@@ -190,7 +193,7 @@ public enum SeccompPolicy {
         // management this thread never does.
         !["clone3", "clone", "bind", "listen", "accept", "accept4", "setsockopt", "seccomp", "prctl",
           "rt_sigaction", "sigaltstack", "tgkill", "kill", "rename", "unlink", "chmod", "signalfd4",
-          "epoll_create1", "eventfd2", "setpriority", "getpriority", "sched_getaffinity",
+          "epoll_create1", "eventfd2", "timerfd_create", "timerfd_settime", "rt_sigsuspend", "setpriority", "getpriority", "sched_getaffinity",
           "exit_group", "getuid", "geteuid", "getgid", "getegid", "getcwd", "readlink", "access", "statx"]
             .contains(rule.name)
     }.map { rule in
