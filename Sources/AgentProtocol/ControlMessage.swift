@@ -55,6 +55,9 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     /// startContainer) and the state document they get on stdin.
     public var hooks: Hooks?
     public var state: String?
+    /// With `create`: `linux.seccomp` compiled by the host to a BPF program (struct
+    /// sock_filter entries, 8 bytes each), which the agent loads before exec.
+    public var seccomp: [UInt8]?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -65,6 +68,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
                 mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil,
                 maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, hooks: Hooks? = nil, state: String? = nil,
+                seccomp: [UInt8]? = nil,
                 pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
@@ -78,6 +82,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.readonlyPaths = readonlyPaths
         self.hooks = hooks
         self.state = state
+        self.seccomp = seccomp
         self.pid = pid
         self.signal = signal
         self.rows = rows
@@ -98,7 +103,11 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         case .hello:
             try need(version != nil, "version")
             if version != AgentProtocol.version { throw .unsupportedVersion(version!) }
-        case .create: try need(process != nil, "process"); try need(spec != nil, "spec")
+        case .create:
+            try need(process != nil, "process"); try need(spec != nil, "spec")
+            if let program = seccomp, program.isEmpty || program.count % 8 != 0 || program.count > 4096 * 8 {
+                throw .invalidControl("create with a seccomp program of \(program.count) bytes")
+            }
         case .created, .start: try need(process != nil, "process")
         case .started: try need(process != nil, "process"); try need(pid != nil, "pid")
         case .signal: try need(process != nil, "process"); try need(signal != nil, "signal")

@@ -206,7 +206,7 @@ enum Container {
     /// Runs `spec` and relays it until it exits; returns its wait status. With
     /// `terminal` the process gets a pty of the guest as its controlling terminal and
     /// stdio (its output travels as one stream), otherwise three pipes.
-    static func run(_ spec: Spec.Process, id: UInt32, channel: Channel) throws -> Int32 {
+    static func run(_ spec: Spec.Process, id: UInt32, channel: Channel, seccomp: [UInt8]? = nil) throws -> Int32 {
         guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
         let environment = spec.env ?? []
         let executable = resolve(args[0], environment: environment)
@@ -226,7 +226,7 @@ enum Container {
             let pid = fork()
             guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
             if pid == 0 {
-                child(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave))
+                child(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave), seccomp: seccomp)
             }
             close(slave)
             try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
@@ -240,7 +240,7 @@ enum Container {
         guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
         if pid == 0 {
             child(spec, executable: executable, args: args, environment: environment,
-                  stdio: .pipes(stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]))
+                  stdio: .pipes(stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]), seccomp: seccomp)
         }
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
         try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
@@ -254,7 +254,8 @@ enum Container {
     }
 
     /// In the child: enter the root, become the user, exec. Never returns.
-    static func child(_ spec: Spec.Process, executable: String, args: [String], environment: [String], stdio: Stdio) -> Never {
+    static func child(_ spec: Spec.Process, executable: String, args: [String], environment: [String], stdio: Stdio,
+                      seccomp: [UInt8]?) -> Never {
         cguest_reset_signals()
         func fail(_ what: String, _ code: Int32) -> Never {
             let message = Array("sm-init: \(what): \(String(cString: strerror(errno)))\n".utf8)
@@ -288,6 +289,14 @@ enum Container {
         // permitted set across the uid change, then the exact sets.
         let capabilities = spec.capabilities.map(CapabilityMasks.init)
         let lastCapability = CapabilityMasks.lastCapability()
+        // The container's seccomp profile, as runc orders it: without no_new_privs it
+        // needs CAP_SYS_ADMIN, so it goes in now, while still root; with it, last.
+        func loadSeccomp() {
+            guard let seccomp else { return }
+            let rc = seccomp.withUnsafeBytes { cguest_load_seccomp($0.baseAddress, UInt($0.count)) }
+            if rc != 0 { fail("load the seccomp profile", 1) }
+        }
+        if spec.noNewPrivileges != true { loadSeccomp() }
         if let capabilities {
             guard cguest_drop_bounding(capabilities.bounding, lastCapability) == 0 else { fail("drop bounding capabilities", 1) }
             guard cguest_keep_capabilities(1) == 0 else { fail("prctl PR_SET_KEEPCAPS", 1) }
@@ -302,7 +311,10 @@ enum Container {
             }
             guard cguest_set_ambient(capabilities.ambient, lastCapability) == 0 else { fail("raise ambient capabilities", 1) }
         }
-        if spec.noNewPrivileges == true, cguest_set_no_new_privs() != 0 { fail("prctl PR_SET_NO_NEW_PRIVS", 1) }
+        if spec.noNewPrivileges == true {
+            if cguest_set_no_new_privs() != 0 { fail("prctl PR_SET_NO_NEW_PRIVS", 1) }
+            loadSeccomp()
+        }
         var cArgs = args.map { strdup($0) } + [nil]
         var cEnv = environment.map { strdup($0) } + [nil]
         execve(executable, &cArgs, &cEnv)

@@ -22,7 +22,10 @@ struct FeaturesCommand: ParsableCommand {
                 namespaces: [],                          // the microVM is the isolation; none are made inside it yet
                 capabilities: Capability.known,          // applied by the agent in the guest
                 cgroup: .init(v1: false, v2: false, systemd: false, systemdUser: false, rdma: false),
-                seccomp: .init(enabled: false),          // issue 5
+                seccomp: .init(                          // the container's profile, compiled on the host, loaded by the agent
+                    enabled: true,
+                    actions: [.allow, .errno, .kill, .killThread, .killProcess, .trap, .log, .trace],
+                    operators: SeccompOperator.known, archs: [.x86_64, .x86, .x32]),
                 apparmor: .init(enabled: false),
                 selinux: .init(enabled: false),
                 intelRdt: .init(enabled: false)),

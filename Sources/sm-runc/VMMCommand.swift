@@ -40,7 +40,7 @@ struct VMMCommand: ParsableCommand {
             // From here on the guest may run: drop what the VMM does not need.
             if host.confined {
                 try Privileges.restrict()
-                try Seccomp.install(SeccompPolicy.process, allThreads: true)
+                try SeccompFilter.install(SeccompPolicy.process, allThreads: true)
                 reporter.debug("VMM confined: no_new_privs, capabilities \(Privileges.fileServerCapabilities.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
             } else {
                 reporter.warning("VMM seccomp filters and capability drop disabled (diagnosis only)")

@@ -96,4 +96,13 @@ static inline int cguest_set_ambient(unsigned long long ambient, int last) {
     return 0;
 }
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+/// Loads a seccomp BPF program (the container's profile, compiled by the host) on
+/// this thread: seccomp(SECCOMP_SET_MODE_FILTER). Needs no_new_privs or CAP_SYS_ADMIN.
+static inline int cguest_load_seccomp(const void *program, unsigned long bytes) {
+    struct sock_fprog prog = {(unsigned short)(bytes / sizeof(struct sock_filter)), (struct sock_filter *)program};
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
 #endif

@@ -19,6 +19,20 @@ static inline int cseccomp_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_P
 static inline int cseccomp_capbset_drop(int cap) { return prctl(PR_CAPBSET_DROP, cap, 0, 0, 0); }
 static inline int cseccomp_clear_ambient(void) { return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); }
 
+/// The actions an OCI profile names, as libseccomp encodes them.
+static const uint32_t CSECCOMP_ACT_KILL_THREAD = SCMP_ACT_KILL_THREAD;
+static const uint32_t CSECCOMP_ACT_TRAP = SCMP_ACT_TRAP;
+static const uint32_t CSECCOMP_ACT_LOG = SCMP_ACT_LOG;
+static inline uint32_t cseccomp_act_trace(uint16_t message) { return SCMP_ACT_TRACE(message); }
+static const uint32_t CSECCOMP_ARCH_X86_64 = SCMP_ARCH_X86_64;
+static const uint32_t CSECCOMP_ARCH_X86 = SCMP_ARCH_X86;
+static const uint32_t CSECCOMP_ARCH_X32 = SCMP_ARCH_X32;
+/// A comparison with an explicit operator (SCMP_CMP_*).
+static inline struct scmp_arg_cmp cseccomp_arg(unsigned int arg, int op, uint64_t a, uint64_t b) {
+    struct scmp_arg_cmp cmp = {arg, (enum scmp_compare)op, a, b};
+    return cmp;
+}
+
 /// One argument comparison for seccomp_rule_add_array (SCMP_A1(SCMP_CMP_EQ, value)).
 static inline struct scmp_arg_cmp cseccomp_arg_equals(unsigned int arg, uint64_t value) {
     struct scmp_arg_cmp cmp = {arg, SCMP_CMP_EQ, value, 0};

@@ -22,7 +22,7 @@ public struct SyscallRule: Sendable {
 /// seccomp filters built with libseccomp. The default action ends the whole VMM
 /// process (SECCOMP_RET_KILL_PROCESS: the engine waiting on it sees it die by
 /// SIGSYS), never one thread.
-public enum Seccomp {
+public enum SeccompFilter {
     /// Installs `rules` on the calling thread, or with `allThreads` on every thread of
     /// the process (TSYNC). Filters stack: a thread's effective list is the
     /// intersection of all the filters it carries.

@@ -69,9 +69,9 @@ final class ContainerHost: @unchecked Sendable {
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
-        confined = !Seccomp.disabledByEnvironment && spec.annotations?[Self.seccompAnnotation] != "off"
+        confined = !SeccompFilter.disabledByEnvironment && spec.annotations?[Self.seccompAnnotation] != "off"
         if confined {
-            configuration.confineThread = { kind in try Seccomp.install(kind.rules) }
+            configuration.confineThread = { kind in try SeccompFilter.install(kind.rules) }
         }
         record = ContainerRecord(
             id: id, pid: getpid(), pidStartTime: ProcessIdentity.ownStartTime, status: .creating,
@@ -84,7 +84,8 @@ final class ContainerHost: @unchecked Sendable {
             create: ControlMessage(type: .create, process: 1, spec: process, mounts: binds.mounts, hostname: spec.hostname,
                                    rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
                                    readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
-                                   state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self)))
+                                   state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self),
+                                   seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile)))
         machine = try Machine(configuration)
         try state.save(record)
         prepared = true

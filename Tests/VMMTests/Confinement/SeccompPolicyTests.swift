@@ -30,9 +30,9 @@ import CSeccomp
     /// not (getuid): the whole process dies by SIGSYS, not just the thread.
     @Test func aVCPUThreadOutsideItsListKillsTheWholeProcess() async {
         await #expect(processExitsWith: .signal(SIGSYS)) {
-            try Seccomp.install(SeccompPolicy.process, allThreads: true)
+            try SeccompFilter.install(SeccompPolicy.process, allThreads: true)
             let thread = OSThread(name: "sm-vcpu-test") {
-                try? Seccomp.install(SeccompPolicy.vcpu)
+                try? SeccompFilter.install(SeccompPolicy.vcpu)
                 _ = getuid()
             }
             try thread.start()
@@ -45,9 +45,9 @@ import CSeccomp
     /// The same rules let the thread do what a vCPU thread does.
     @Test func aVCPUThreadWithinItsListRunsOn() async {
         await #expect(processExitsWith: .success) {
-            try Seccomp.install(SeccompPolicy.process, allThreads: true)
+            try SeccompFilter.install(SeccompPolicy.process, allThreads: true)
             let thread = OSThread(name: "sm-vcpu-test") {
-                try? Seccomp.install(SeccompPolicy.vcpu)
+                try? SeccompFilter.install(SeccompPolicy.vcpu)
                 var time = timespec()
                 _ = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
