@@ -34,8 +34,12 @@ public enum HookRunner {
         func failure(_ what: String, _ code: Int32 = errno) -> Failure {
             Failure(description: "\(what): \(String(cString: strerror(code)))")
         }
+        // stdin is a socket pair, not a pipe: the state is sent with MSG_NOSIGNAL, so a
+        // hook that exits without reading it gives EPIPE here, never SIGPIPE.
         var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1]
-        guard cposix_pipe_cloexec(&input) == 0 else { throw failure("pipe") }
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &input) == 0 else {
+            throw failure("socketpair")
+        }
         guard cposix_pipe_cloexec(&output) == 0 else {
             close(input[0]); close(input[1])
             throw failure("pipe")
@@ -78,9 +82,9 @@ public enum HookRunner {
             close(input[1]); close(output[0])
             throw failure("fork")
         }
-        // The state fits a pipe's buffer; a hook that does not read it is not waited on.
+        // The state fits a socket's buffer; a hook that does not read it is not waited on.
         _ = fcntl(input[1], F_SETFL, O_NONBLOCK)
-        _ = state.withUnsafeBytes { write(input[1], $0.baseAddress, $0.count) }
+        _ = state.withUnsafeBytes { send(input[1], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         close(input[1])
 
         var captured: [UInt8] = []

@@ -36,6 +36,14 @@ import OCIBundle
         #expect(Date().timeIntervalSince(started) < 10)
     }
 
+    /// A hook that exits before reading its stdin: no SIGPIPE for the runtime.
+    @Test func aHookThatIgnoresItsStdinIsFine() throws {
+        let big = [UInt8](repeating: 0x20, count: 1 << 20)
+        for _ in 0..<20 {
+            try HookRunner.run(Hook(path: "/bin/sh", args: ["sh", "-c", "exit 0"]), state: big)
+        }
+    }
+
     @Test func aMissingProgramIsAnError() throws {
         #expect(throws: HookRunner.Failure(description: "error running prestart hook #0: exec /nonexistent/hook: No such file or directory")) {
             try HookRunner.runAll([Hook(path: "/nonexistent/hook")], kind: "prestart", state: Self.state)
