@@ -137,7 +137,25 @@ case_exec_failure() {
   "$rt" --root "$root" delete --force c-exec 2>/dev/null
 }
 
-cases=(run_exit_code lifecycle kill_created errors process exec_failure)
+case_exec() {
+  make_bundle "$1" '["sh","-c","trap \"exit 0\" TERM; echo up; while :; do sleep 0.2; done"]'
+  "$rt" --root "$root" run -d -b "$1" c-exec >"$1/out" 2>&1 </dev/null
+  echo "run -d: rc=$?"
+  await_output "$1/out" up
+  echo "status: $(status c-exec)"
+  printf 'typed\n' | "$rt" --root "$root" exec c-exec sh -c 'cat; echo err >&2; exit 5' >"$1/eo" 2>"$1/ee"
+  echo "exec: rc=$?"
+  echo "exec stdout: $(cat "$1/eo")"
+  echo "exec stderr: $(cat "$1/ee")"
+  "$rt" --root "$root" exec c-exec /no/such >/dev/null 2>"$work/call.err" </dev/null
+  echo "exec missing: rc=$?"; matches "exec missing" "no such file or directory"
+  "$rt" --root "$root" exec -d --pid-file "$1/exec.pid" c-exec sh -c 'exit 0' </dev/null >/dev/null 2>&1
+  echo "exec -d: rc=$? pid file: $([ -s "$1/exec.pid" ] && echo written || echo missing)"
+  echo "status after exec: $(status c-exec)"
+  call "delete --force" delete --force c-exec
+}
+
+cases=(run_exit_code lifecycle kill_created errors process exec_failure exec)
 failed=0
 for name in "${cases[@]}"; do
   for side in reference candidate; do

@@ -9,6 +9,7 @@ import OCIBundle
 /// | create | VMM -> agent | process (id), spec (OCI process), mounts, hostname, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
 /// | created | agent -> VMM | process: the root and mounts are ready, the process not yet started |
 /// | start | VMM -> agent | process: run the created process |
+/// | exec | VMM -> agent | process (a new id > 1), spec: run another process in the running container |
 /// | started | agent -> VMM | process, pid (in the guest) |
 /// | signal | VMM -> agent | process, signal |
 /// | resize | VMM -> agent | process, rows, columns |
@@ -30,6 +31,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         public static let create = Kind(rawValue: "create")
         public static let created = Kind(rawValue: "created")
         public static let start = Kind(rawValue: "start")
+        public static let exec = Kind(rawValue: "exec")
         public static let started = Kind(rawValue: "started")
         public static let signal = Kind(rawValue: "signal")
         public static let resize = Kind(rawValue: "resize")
@@ -109,6 +111,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
                 throw .invalidControl("create with a seccomp program of \(program.count) bytes")
             }
         case .created, .start: try need(process != nil, "process")
+        case .exec: try need((process ?? 0) > 1, "process > 1"); try need(spec != nil, "spec")
         case .started: try need(process != nil, "process"); try need(pid != nil, "pid")
         case .signal: try need(process != nil, "process"); try need(signal != nil, "signal")
         case .resize: try need(process != nil, "process"); try need(rows != nil && columns != nil, "rows and columns")

@@ -123,3 +123,52 @@ int cposix_receive_fd(int sock) {
     errno = EBADMSG;
     return -1;
 }
+
+int cposix_send_fds(int sock, const int *fds, int count, const void *data, unsigned long length) {
+    if (count < 0 || count > 3) { errno = EINVAL; return -1; }
+    char control[CMSG_SPACE(3 * sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = length};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (count > 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(count * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+    }
+    unsigned long sent = 0;
+    while (sent < length) {
+        iov.iov_base = (char *)data + sent;
+        iov.iov_len = length - sent;
+        ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        sent += (unsigned long)n;
+        msg.msg_control = NULL;       /* the fds travel with the first part only */
+        msg.msg_controllen = 0;
+    }
+    return 0;
+}
+
+long cposix_receive_fds(int sock, void *data, unsigned long length, int *fds, int *count) {
+    char control[CMSG_SPACE(3 * sizeof(int))];
+    struct iovec iov = {.iov_base = data, .iov_len = length};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    *count = 0;
+    if (n < 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int received = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *incoming = (int *)CMSG_DATA(c);
+        for (int i = 0; i < received; i++) {
+            if (*count < 3) fds[(*count)++] = incoming[i];
+            else close(incoming[i]);   /* more than asked for: not kept */
+        }
+    }
+    return (long)n;
+}

@@ -203,10 +203,20 @@ enum Container {
         }
     }
 
-    /// Runs `spec` and relays it until it exits; returns its wait status. With
-    /// `terminal` the process gets a pty of the guest as its controlling terminal and
-    /// stdio (its output travels as one stream), otherwise three pipes.
-    static func run(_ spec: Spec.Process, id: UInt32, channel: Channel, seccomp: [UInt8]? = nil) throws -> Int32 {
+    /// A process started in the container: its pid and the agent's ends of its stdio.
+    struct Launched {
+        var pid: pid_t
+        /// Where the process's input goes (a pipe, or a dup of the pty master).
+        var stdin: Int32
+        var outputs: [(Int32, Frame.Stream)]
+        /// The pty master, for window sizes.
+        var terminal: Int32?
+    }
+
+    /// Starts `spec` in the container: with `terminal` on a pty of the container's
+    /// devpts as its controlling terminal (its output travels as one stream),
+    /// otherwise on three pipes.
+    static func launch(_ spec: Spec.Process, seccomp: [UInt8]?) throws -> Launched {
         guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
         let environment = spec.env ?? []
         let executable = resolve(args[0], environment: environment)
@@ -229,8 +239,7 @@ enum Container {
                 child(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave), seccomp: seccomp)
             }
             close(slave)
-            try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
-            return try relay(pid: pid, id: id, channel: channel, stdin: input, outputs: [(master, .stdout)], terminal: master)
+            return Launched(pid: pid, stdin: input, outputs: [(master, .stdout)], terminal: master)
         }
         var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
         guard cguest_pipe(&stdinPipe) == 0, cguest_pipe(&stdoutPipe) == 0, cguest_pipe(&stderrPipe) == 0 else {
@@ -243,8 +252,7 @@ enum Container {
                   stdio: .pipes(stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]), seccomp: seccomp)
         }
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
-        try channel.send(.control(ControlMessage(type: .started, process: id, pid: pid)))
-        return try relay(pid: pid, id: id, channel: channel, stdin: stdinPipe[1], outputs: [(stdoutPipe[0], .stdout), (stderrPipe[0], .stderr)])
+        return Launched(pid: pid, stdin: stdinPipe[1], outputs: [(stdoutPipe[0], .stdout), (stderrPipe[0], .stderr)])
     }
 
     enum Stdio {
@@ -360,63 +368,6 @@ enum Container {
             if let info = statInRoot(candidate), (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 { return candidate }
         }
         return name
-    }
-
-    /// Copies the process's output to the channel and the channel's input and signals to
-    /// the process, until its output closes and it has exited.
-    static func relay(pid: pid_t, id: UInt32, channel: Channel, stdin: Int32, outputs: [(Int32, Frame.Stream)],
-                      terminal: Int32? = nil) throws -> Int32 {
-        var open = outputs
-        var stdinFD: Int32? = stdin
-        var buffer = [UInt8](repeating: 0, count: Frame.maximumData)
-        var channelOpen = true
-        func handle(_ frames: [Frame]) {
-            for frame in frames {
-                switch frame {
-                case .data(_, .stdin, let bytes):
-                    if let fd = stdinFD { _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
-                case .control(let message) where message.type == .closeStdin:
-                    if let fd = stdinFD { close(fd); stdinFD = nil }
-                case .control(let message) where message.type == .signal:
-                    kill(pid, message.signal ?? SIGTERM)
-                case .control(let message) where message.type == .resize:
-                    if let terminal, let rows = message.rows, let columns = message.columns {
-                        _ = cposix_set_window_size(terminal, rows, columns)
-                    }
-                default:
-                    break
-                }
-            }
-        }
-        // Input and closeStdin may have arrived together with `start`.
-        handle(channel.takePending())
-        while !open.isEmpty {
-            var fds = open.map { pollfd(fd: $0.0, events: Int16(POLLIN), revents: 0) }
-            if channelOpen { fds.append(pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)) }
-            let n = poll(&fds, nfds_t(fds.count), -1)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw AgentError("poll: \(String(cString: strerror(errno)))") }
-            let outputs = open     // the fds this poll round watched, in `fds` order
-            for (i, entry) in fds.enumerated() where entry.revents != 0 {
-                if channelOpen && i == outputs.count {
-                    guard let frames = try channel.receive() else { channelOpen = false; continue }
-                    handle(frames)
-                    continue
-                }
-                let (fd, stream) = outputs[i]
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    try channel.send(.data(process: id, stream: stream, bytes: Array(buffer[0..<count])))
-                } else if count == 0 || errno != EINTR {
-                    close(fd)
-                    open.removeAll { $0.0 == fd }
-                }
-            }
-        }
-        if let fd = stdinFD { close(fd) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return status
     }
 }
 

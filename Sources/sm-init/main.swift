@@ -99,7 +99,7 @@ func serve(_ channel: Channel) {
         guard let start = try channel.nextControl(), start.type == .start, start.process == id else { return }
         do {
             try HookRunner.runAll(create.hooks?.startContainer, kind: "startContainer", state: hookState, root: Container.root)
-            let status = try Container.run(spec, id: id, channel: channel, seccomp: create.seccomp)
+            let status = try Supervisor(channel: channel, seccomp: create.seccomp).run(spec, id: id)
             let exited = cguest_signaled(status) != 0
                 ? ControlMessage(type: .exited, process: id, signal: cguest_term_signal(status))
                 : ControlMessage(type: .exited, process: id, exitCode: cguest_exit_code(status))

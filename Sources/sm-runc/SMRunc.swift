@@ -15,7 +15,7 @@ struct SMRunc: ParsableCommand {
             spec: 1.2.0
             vmm: sm-runc (Swift, /dev/kvm)
             """,
-        subcommands: [Create.self, Start.self, StateCommand.self, Kill.self, Delete.self, Run.self, List.self,
+        subcommands: [Create.self, Start.self, StateCommand.self, Kill.self, Delete.self, Run.self, Exec.self, List.self,
                       SpecCommand.self, FeaturesCommand.self, Boot.self, VMMCommand.self]
     )
 
@@ -29,7 +29,7 @@ struct SMRunc: ParsableCommand {
             try command.run()
         } catch let error as RuntimeError {
             reporter.error(error.description)
-            Foundation.exit(1)
+            Foundation.exit(error.exitCode)
         } catch let error as ExitCode {
             Foundation.exit(error.rawValue)
         } catch {

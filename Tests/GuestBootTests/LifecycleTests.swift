@@ -364,3 +364,57 @@ extension VMBootTests.LifecycleTests {
         #expect(poststop["status"] as? String == "stopped")
     }
 }
+
+extension VMBootTests.LifecycleTests {
+    /// exec in a running container: stdio byte for byte (stdin too), the exit code,
+    /// a detached exec whose proxy (the --pid-file pid) exits with the process's
+    /// status, and errors for a missing program and a stopped container.
+    @Test func execRunsMoreProcessesInTheRunningContainer() throws {
+        try requireKVM()
+        #expect(cposix_set_child_subreaper() == 0)
+        let bundle = try Run.makeBundle(args: ["sh", "-c", "echo up; while :; do sleep 1; done"], applets: ["sleep"])
+        defer { try? FileManager.default.removeItem(at: bundle) }
+        let root = bundle.appendingPathComponent("state")
+        let out = bundle.appendingPathComponent("out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let run = try Self.smRunc(["run", "-d", "-b", bundle.path, "lc-exec"], root: root, stdout: out)
+        #expect(run.status == 0, "\(run.stderr)")
+        defer { _ = try? Self.smRunc(["delete", "--force", "lc-exec"], root: root) }
+
+        // Foreground exec with stdin from a file.
+        let input = bundle.appendingPathComponent("input")
+        try Data("typed\u{1}\n".utf8).write(to: input)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Run.smRunc)
+        process.arguments = ["--root", root.path, "exec", "lc-exec", "sh", "-c", "echo out; echo err >&2; cat; exit 5"]
+        let execOut = bundle.appendingPathComponent("exec-out"), execErr = bundle.appendingPathComponent("exec-err")
+        FileManager.default.createFile(atPath: execOut.path, contents: nil)
+        FileManager.default.createFile(atPath: execErr.path, contents: nil)
+        process.standardInput = try FileHandle(forReadingFrom: input)
+        process.standardOutput = try FileHandle(forWritingTo: execOut)
+        process.standardError = try FileHandle(forWritingTo: execErr)
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 5, "\((try? String(contentsOf: execErr, encoding: .utf8)) ?? "")")
+        #expect(try String(contentsOf: execOut, encoding: .utf8) == "out\ntyped\u{1}\n")
+        #expect(try String(contentsOf: execErr, encoding: .utf8) == "err\n")
+
+        // Detached: the proxy's pid is in --pid-file and carries the exit status.
+        let pidFile = bundle.appendingPathComponent("exec.pid")
+        let detached = try Self.smRunc(["exec", "--detach", "--pid-file", pidFile.path, "lc-exec", "sh", "-c", "sleep 1; exit 4"], root: root)
+        #expect(detached.status == 0, "\(detached.stderr)")
+        let proxy = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+        let status = try #require(Self.reap(proxy))
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 4, "exec proxy wait status \(status)")
+
+        let missing = try Self.smRunc(["exec", "lc-exec", "/no/such/program"], root: root)
+        #expect(missing.status != 0 && missing.stderr.contains("no such file or directory"), "\(missing.stderr)")
+        #expect(try Self.status("lc-exec", root: root) == "running")
+        #expect(try String(contentsOf: out, encoding: .utf8).hasPrefix("up\n"))
+
+        #expect(try Self.smRunc(["kill", "lc-exec", "KILL"], root: root).status == 0)
+        _ = try Self.awaitStatus("stopped", "lc-exec", root: root)
+        let stopped = try Self.smRunc(["exec", "lc-exec", "true"], root: root)
+        #expect(stopped.status == 1 && stopped.stderr.contains("cannot exec in a stopped container"))
+    }
+}

@@ -195,7 +195,12 @@ extension VMBootTests {
             #expect(document["ociVersionMin"] as? String == "1.0.0")
             #expect(document["ociVersionMax"] as? String == "1.2.0")
             let linux = try #require(document["linux"] as? [String: Any])
-            #expect((linux["seccomp"] as? [String: Any])?["enabled"] as? Bool == false)
+            let seccomp = try #require(linux["seccomp"] as? [String: Any])
+            #expect(seccomp["enabled"] as? Bool == true)
+            #expect((seccomp["actions"] as? [String])?.contains("SCMP_ACT_ERRNO") == true)
+            #expect((seccomp["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == false)
+            #expect((document["hooks"] as? [String])?.count == 6)
+            #expect((document["mountOptions"] as? [String])?.contains("rbind") == true)
         }
 
         @Test func badInputGetsAClearErrorAndLeavesNothing() throws {

@@ -28,6 +28,42 @@ final class AgentSession: @unchecked Sendable {
     /// The agent's connection once it said hello.
     private var connection: Int32?
     private let sendLock = NSLock()
+    /// exec'd processes by id (2, 3, ...): where their stdio goes and how they ended.
+    private var execs: [UInt32: Exec] = [:]
+    private var nextExecID: UInt32 = 2
+
+    /// One exec'd process: the caller's stdio fds (owned here) and its end.
+    final class Exec: @unchecked Sendable {
+        let id: UInt32
+        let stdin: Int32, stdout: Int32, stderr: Int32
+        private let condition = NSCondition()
+        private(set) var pid: Int32?
+        private(set) var outcome: Outcome?
+
+        init(id: UInt32, fds: [Int32]) {
+            self.id = id
+            stdin = fds[0]; stdout = fds[1]; stderr = fds[2]
+        }
+
+        func started(_ pid: Int32) { condition.lock(); self.pid = pid; condition.broadcast(); condition.unlock() }
+        func finish(_ outcome: Outcome) {
+            condition.lock()
+            if self.outcome == nil { self.outcome = outcome }
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// Waits until `done` holds or `timeout` seconds pass.
+        func wait(timeout: Double, until done: (Exec) -> Bool) -> Bool {
+            let deadline = Date(timeIntervalSinceNow: timeout)
+            condition.lock()
+            defer { condition.unlock() }
+            while !done(self) { if !condition.wait(until: deadline) { return done(self) } }
+            return true
+        }
+
+        func closeFDs() { [stdin, stdout, stderr].forEach { _ = close($0) } }
+    }
 
     var processID: UInt32 { create.process ?? 1 }
 
@@ -56,8 +92,11 @@ final class AgentSession: @unchecked Sendable {
         condition.lock()
         if case .ended = phase {} else { phase = .ended(outcome) }
         let connection = self.connection
+        let pending = Array(execs.values)
+        execs = [:]
         condition.broadcast()
         condition.unlock()
+        for exec in pending { exec.finish(.failed("the container ended")) }
         // Unblocks the serving thread in accept or read.
         shutdown(listener, Int32(SHUT_RDWR))
         if let connection { shutdown(connection, Int32(SHUT_RDWR)) }
@@ -139,8 +178,12 @@ final class AgentSession: @unchecked Sendable {
                 guard n > 0 else { return .failed("the agent closed its channel before the process exited") }
                 for frame in try reader.feed(buffer[0..<n]) {
                     switch frame {
-                    case .data(_, let stream, let bytes):
-                        writeAll(stream == .stderr ? 2 : 1, bytes)
+                    case .data(let id, let stream, let bytes):
+                        if id == processID {
+                            writeAll(stream == .stderr ? 2 : 1, bytes)
+                        } else if let exec = exec(id) {
+                            writeAll(stream == .stderr ? exec.stderr : exec.stdout, bytes)
+                        }
                     case .control(let message):
                         try message.validate()
                         switch message.type {
@@ -149,6 +192,14 @@ final class AgentSession: @unchecked Sendable {
                             try send(.control(create), to: connection)
                         case .created:
                             setPhase(.created)
+                        case .started where message.process != processID:
+                            if let id = message.process, let pid = message.pid { exec(id)?.started(pid) }
+                        case .exited where message.process != processID:
+                            if let id = message.process, let exec = removeExec(id) {
+                                exec.finish(message.signal.map { .signaled($0) } ?? .exited(message.exitCode ?? 255))
+                            }
+                        case .error where message.process != nil && message.process != processID:
+                            if let id = message.process, let exec = removeExec(id) { exec.finish(.failed(message.message ?? "exec failed")) }
                         case .started:
                             setPhase(.running)
                         case .exited:
@@ -178,24 +229,79 @@ final class AgentSession: @unchecked Sendable {
         return (try? send(.control(message), to: connection)) != nil
     }
 
-    /// Passes a window size to the process's terminal; false unless it is running.
+    /// Passes a window size to a process's terminal; false unless the container runs.
     @discardableResult
-    func resize(rows: UInt16, columns: UInt16) -> Bool {
-        condition.lock()
-        let connection = phase == .running ? self.connection : nil
-        condition.unlock()
-        guard let connection else { return false }
-        let message = ControlMessage(type: .resize, process: processID, rows: rows, columns: columns)
+    func resize(rows: UInt16, columns: UInt16, process: UInt32? = nil) -> Bool {
+        guard let connection = runningConnection() else { return false }
+        let message = ControlMessage(type: .resize, process: process ?? processID, rows: rows, columns: columns)
         return (try? send(.control(message), to: connection)) != nil
+    }
+
+    private func runningConnection() -> Int32? {
+        condition.lock()
+        defer { condition.unlock() }
+        return phase == .running ? connection : nil
+    }
+
+    private func exec(_ id: UInt32) -> Exec? {
+        condition.lock()
+        defer { condition.unlock() }
+        return execs[id]
+    }
+
+    private func removeExec(_ id: UInt32) -> Exec? {
+        condition.lock()
+        defer { condition.unlock() }
+        return execs.removeValue(forKey: id)
+    }
+
+    /// Starts `spec` in the running container with `fds` (stdin, stdout, stderr) as
+    /// its stdio; returns once the agent started it (or throws its error).
+    func exec(_ spec: Spec.Process, fds: [Int32], timeout: Double = 60) throws -> Exec {
+        precondition(fds.count == 3)
+        condition.lock()
+        guard phase == .running, let connection else {
+            condition.unlock()
+            throw RuntimeError("cannot exec in a container that is not running")
+        }
+        let id = nextExecID
+        nextExecID += 1
+        let exec = Exec(id: id, fds: fds)
+        execs[id] = exec
+        condition.unlock()
+        do {
+            try send(.control(ControlMessage(type: .exec, process: id, spec: spec)), to: connection)
+        } catch {
+            _ = removeExec(id)
+            throw error
+        }
+        guard exec.wait(timeout: timeout, until: { $0.pid != nil || $0.outcome != nil }) else {
+            _ = removeExec(id)
+            throw RuntimeError("exec: the agent did not start the process within \(Int(timeout)) s")
+        }
+        if exec.pid == nil, case .failed(let message)? = exec.outcome { throw RuntimeError(message) }
+        forwardInput(from: exec.stdin, process: id, to: connection)
+        return exec
+    }
+
+    /// Sends `signal` to an exec'd process.
+    @discardableResult
+    func signal(_ signal: Int32, process: UInt32) -> Bool {
+        guard let connection = runningConnection() else { return false }
+        return (try? send(.control(ControlMessage(type: .signal, process: process, signal: signal)), to: connection)) != nil
     }
 
     /// Copies our stdin to the process; EOF closes the process's stdin.
     private func forwardStdin(to connection: Int32) {
-        let id = processID
+        forwardInput(from: 0, process: processID, to: connection)
+    }
+
+    /// Copies `fd` to process `id`'s stdin; EOF closes it.
+    private func forwardInput(from fd: Int32, process id: UInt32, to connection: Int32) {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: Frame.maximumData)
             while true {
-                let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 {
                     try? send(.control(ControlMessage(type: .closeStdin, process: id)), to: connection)

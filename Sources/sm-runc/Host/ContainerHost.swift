@@ -182,8 +182,10 @@ final class ContainerHost: @unchecked Sendable {
         return outcome
     }
 
-    private func handle(_ request: String) -> Result<String, RuntimeError> {
-        let words = request.split(separator: " ").map(String.init)
+    private func handle(_ request: ControlChannel.Request) -> Result<String, RuntimeError>? {
+        let line = request.line
+        if line.hasPrefix("exec ") { return exec(request) }
+        let words = line.split(separator: " ").map(String.init)
         do {
             switch words.first {
             case "start" where words.count == 1:
@@ -192,7 +194,7 @@ final class ContainerHost: @unchecked Sendable {
                 guard let signal = Int32(words[1]), signal > 0, signal < 65 else { throw RuntimeError("invalid signal \(words[1])") }
                 try kill(signal)
             default:
-                throw RuntimeError("unknown control request \"\(request.prefix(40))\"")
+                throw RuntimeError("unknown control request \"\(line.prefix(40))\"")
             }
             return .success("")
         } catch let error as RuntimeError {
@@ -200,6 +202,53 @@ final class ContainerHost: @unchecked Sendable {
         } catch {
             return .failure(RuntimeError("\(error)"))
         }
+    }
+
+    /// `exec <process JSON>` with the caller's stdio fds: starts the process in the
+    /// guest, replies `ok <pid>`, forwards the caller's `kill N` / `resize R C` lines,
+    /// and ends with `exit <code>` or `signal <n>` when the process does.
+    private func exec(_ request: ControlChannel.Request) -> Result<String, RuntimeError>? {
+        guard request.fds.count == 3 else { return .failure(RuntimeError("exec: want 3 stdio fds, got \(request.fds.count)")) }
+        let spec: Spec.Process
+        let started: AgentSession.Exec
+        do {
+            spec = try OCIJSON.decode(Spec.Process.self, from: Array(request.line.dropFirst(5).utf8), file: "exec process")
+            started = try session.exec(spec, fds: request.fds)
+        } catch let error as RuntimeError {
+            return .failure(error)
+        } catch {
+            return .failure(RuntimeError("\(error)"))
+        }
+        let connection = request.connection
+        var noTimeout = timeval(tv_sec: 0, tv_usec: 0)
+        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &noTimeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = writeAll(connection, Array("ok \(started.pid ?? 0)\n".utf8))
+        // The caller's lines while the process runs; EOF when we close below.
+        let session = self.session
+        Thread.detachNewThread {
+            while let line = ControlChannel.readLine(connection) {
+                let words = line.split(separator: " ").compactMap { Int32($0) }
+                if line.hasPrefix("kill "), words.count == 1, words[0] > 0, words[0] < 65 {
+                    session.signal(words[0], process: started.id)
+                } else if line.hasPrefix("resize "), words.count == 2 {
+                    session.resize(rows: UInt16(clamping: words[0]), columns: UInt16(clamping: words[1]), process: started.id)
+                }
+            }
+            // The caller left, or we shut the connection down after the last line.
+            close(connection)
+        }
+        _ = started.wait(timeout: 1e9) { $0.outcome != nil }
+        let last: String
+        switch started.outcome {
+        case .exited(let code)?: last = "exit \(code)"
+        case .signaled(let signal)?: last = "signal \(signal)"
+        case .failed(let message)?: last = "error " + message.replacingOccurrences(of: "\n", with: " ")
+        case nil: last = "error exec ended without a status"
+        }
+        _ = writeAll(connection, Array((last + "\n").utf8))
+        shutdown(connection, Int32(SHUT_RDWR))
+        started.closeFDs()
+        return nil
     }
 
     private func update(_ change: (inout ContainerRecord) -> Void) throws {

@@ -1,11 +1,24 @@
 import Foundation
 
-/// The VMM process's control socket (`<state>/control.sock`): one request line per
-/// connection, one reply line. Requests: `start`, `kill <signal>`. Replies: `ok` or
-/// `error <message>`. Lines are bounded (4 KiB); the socket is mode 0600 in a 0711
-/// directory, so only root reaches it.
+import CPosix
+
+/// The VMM process's control socket (`<state>/control.sock`): a request line per
+/// connection, a reply line. Requests: `start`, `kill <signal>`, and `exec <process
+/// JSON>` with the caller's three stdio fds attached (SCM_RIGHTS), after whose `ok
+/// <pid>` the connection stays open for `kill`/`resize` lines from the caller and the
+/// final `exit <code>` / `signal <n>` line. Replies: `ok [...]` or `error <message>`.
+/// Lines are bounded (1 MiB: a process JSON); the socket is 0600 in a 0711 directory.
 enum ControlChannel {
-    static let maximumLine = 4096
+    static let maximumLine = 1 << 20
+
+    /// One request as the server received it.
+    struct Request {
+        let line: String
+        /// fds that came with it (exec's stdio), owned by the handler.
+        let fds: [Int32]
+        /// The connection: a handler that returns nil keeps it (exec) and closes it.
+        let connection: Int32
+    }
 
     /// Sends `request` and returns the reply's message (throws the error text).
     static func request(_ request: String, socket path: String, timeout: Int = 120) throws -> String {
@@ -14,6 +27,11 @@ enum ControlChannel {
         var time = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
         guard writeAll(fd, Array((request + "\n").utf8)) else { throw RuntimeError.system("write", path) }
+        return try reply(fd, path: path)
+    }
+
+    /// Reads one reply line: `ok [message]` returns the message, `error m` throws m.
+    static func reply(_ fd: Int32, path: String) throws -> String {
         guard let reply = readLine(fd) else { throw RuntimeError("no reply from the container's VMM on \(path)") }
         if reply == "ok" { return "" }
         if reply.hasPrefix("ok ") { return String(reply.dropFirst(3)) }
@@ -21,37 +39,53 @@ enum ControlChannel {
         throw RuntimeError("bad reply from the container's VMM: \(reply.prefix(80))")
     }
 
-    /// Serves requests on a thread of its own, one connection at a time.
+    /// Serves requests, each connection on a thread of its own (at most 64 at once).
     final class Server: @unchecked Sendable {
         private let listener: Int32
         private let path: String
+        private let active = NSLock()
+        private var connections = 0
 
-        init(path: String, handler: @escaping @Sendable (String) -> Result<String, RuntimeError>) throws {
+        init(path: String, handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
             self.path = path
             unlink(path)
             listener = try listenUnix(path)
             chmod(path, 0o600)
             let listener = listener
-            Thread.detachNewThread {
+            Thread.detachNewThread { [self] in
                 while true {
                     let connection = accept(listener, nil, nil)
                     if connection < 0 {
                         if errno == EINTR || errno == ECONNABORTED { continue }
                         return
                     }
-                    var time = timeval(tv_sec: 5, tv_usec: 0)
-                    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
-                    if let line = readLine(connection) {
-                        let reply: String
-                        switch handler(line) {
-                        case .success(let message): reply = message.isEmpty ? "ok" : "ok " + message
-                        case .failure(let error): reply = "error " + error.description.replacingOccurrences(of: "\n", with: " ")
-                        }
-                        _ = writeAll(connection, Array((reply + "\n").utf8))
+                    let admitted = active.withLock { () -> Bool in
+                        guard connections < 64 else { return false }
+                        connections += 1
+                        return true
                     }
-                    close(connection)
+                    guard admitted else { close(connection); continue }
+                    Thread.detachNewThread { [self] in
+                        serve(connection, handler)
+                        active.withLock { connections -= 1 }
+                    }
                 }
             }
+        }
+
+        private func serve(_ connection: Int32, _ handler: @Sendable (Request) -> Result<String, RuntimeError>?) {
+            var time = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+            guard let (line, fds) = ControlChannel.readRequest(connection) else { close(connection); return }
+            guard let result = handler(Request(line: line, fds: fds, connection: connection)) else { return }
+            fds.forEach { _ = close($0) }
+            let reply: String
+            switch result {
+            case .success(let message): reply = message.isEmpty ? "ok" : "ok " + message
+            case .failure(let error): reply = "error " + error.description.replacingOccurrences(of: "\n", with: " ")
+            }
+            _ = writeAll(connection, Array((reply + "\n").utf8))
+            close(connection)
         }
 
         func stop() {
@@ -60,7 +94,33 @@ enum ControlChannel {
         }
     }
 
-    private static func readLine(_ fd: Int32) -> String? {
+    /// The first line of a request and the fds sent with it.
+    static func readRequest(_ fd: Int32) -> (String, [Int32])? {
+        var fds = [Int32](repeating: -1, count: 3)
+        var count: Int32 = 0
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        let n = chunk.withUnsafeMutableBytes { cposix_receive_fds(fd, $0.baseAddress, UInt($0.count), &fds, &count) }
+        let received = Array(fds.prefix(Int(count)))
+        guard n > 0 else { received.forEach { _ = close($0) }; return nil }
+        var line = Array(chunk[0..<n])
+        while !line.contains(0x0a) {
+            guard line.count < maximumLine, let more = readSome(fd) else { received.forEach { _ = close($0) }; return nil }
+            line += more
+        }
+        let end = line.firstIndex(of: 0x0a)!
+        return (String(decoding: line[..<end], as: UTF8.self), received)
+    }
+
+    static func readSome(_ fd: Int32) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            return n > 0 ? Array(buffer[0..<n]) : nil
+        }
+    }
+
+    static func readLine(_ fd: Int32) -> String? {
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < maximumLine {

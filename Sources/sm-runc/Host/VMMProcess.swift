@@ -40,16 +40,24 @@ enum VMMProcess {
             }
         }
         defer { if slave >= 0 { close(slave) } }
-        var pipeFDs: [Int32] = [-1, -1]
-        guard cposix_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
-        defer { close(pipeFDs[0]) }
-        var arguments = ["sm-runc", "--root", globals.root, "--log-format", globals.logFormat]
+        var arguments = ["--root", globals.root, "--log-format", globals.logFormat]
         if let log = globals.log { arguments += ["--log", log] }
         if globals.debug { arguments.append("--debug") }
         arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD)]
         if slave >= 0 { arguments.append("--console") } else if followTerminal { arguments.append("--terminal") }
         arguments.append(id)
+        return try spawnHelper(arguments: arguments, stdio: slave >= 0 ? slave : nil, newSession: slave >= 0,
+                               what: "the VMM process", until: "the container was created")
+    }
 
+    /// Spawns `sm-runc <arguments>` (the VMM, or a detached exec proxy) with our fds
+    /// 0-2 (or `stdio` on all three), the ready pipe on fd 3 and nothing else, and
+    /// waits for its `ok`. On `error <message>` or an early end it is reaped.
+    static func spawnHelper(arguments: [String], stdio: Int32? = nil, newSession: Bool = false,
+                            what: String = "the exec proxy", until event: String = "the process started") throws -> pid_t {
+        var pipeFDs: [Int32] = [-1, -1]
+        guard cposix_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
+        defer { close(pipeFDs[0]) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -57,17 +65,15 @@ enum VMMProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        if slave >= 0 {
-            for fd: Int32 in 0...2 { posix_spawn_file_actions_adddup2(&actions, slave, fd) }
-            cposix_spawn_setsid(&attributes)
-        }
+        if let stdio { for fd: Int32 in 0...2 { posix_spawn_file_actions_adddup2(&actions, stdio, fd) } }
+        if newSession { cposix_spawn_setsid(&attributes) }
         cposix_spawn_closefrom(&actions, readyFD + 1)
-        let argv = arguments.map { strdup($0) } + [nil]
+        let argv = (["sm-runc"] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ)
         close(pipeFDs[1])
-        guard rc == 0 else { throw RuntimeError.system("spawn", "the VMM process", errno: rc) }
+        guard rc == 0 else { throw RuntimeError.system("spawn", what, errno: rc) }
 
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -82,7 +88,7 @@ enum VMMProcess {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if text.hasPrefix("error ") { throw RuntimeError(String(text.dropFirst(6))) }
-        throw RuntimeError("the VMM process ended before the container was created (wait status \(status))")
+        throw RuntimeError("\(what) ended before \(event) (wait status \(status))")
     }
 
     /// In the VMM: reports to `create` and closes the pipe.

@@ -98,7 +98,12 @@ struct Reporter: Sendable {
 /// follows runc's wording where engines match on it.
 struct RuntimeError: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// The exit status: 1, or 255 where runc uses it (an exec that failed to start).
+    let exitCode: Int32
+    init(_ description: String, exitCode: Int32 = 1) {
+        self.description = description
+        self.exitCode = exitCode
+    }
 
     static func notFound(_ id: String) -> RuntimeError { RuntimeError("container does not exist") }
     static func system(_ call: String, _ argument: String, errno code: Int32 = errno) -> RuntimeError {

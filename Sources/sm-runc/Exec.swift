@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import OCIBundle
+import CPosix
+
+/// `sm-runc exec`: runs another process in a running container. This process (or,
+/// with --detach, the one it leaves behind, whose pid goes to --pid-file) is the exec
+/// proxy: its stdio, or the pty it makes for --tty, is passed to the VMM and becomes
+/// the process's stdio; it forwards the signals it gets and exits with the process's
+/// status, or dies by its signal, as `runc exec` does.
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a process in a running container.")
+
+    @OptionGroup var globals: GlobalOptions
+    @Option(name: [.customShort("p"), .long], help: "process.json: the process to run (instead of the command).")
+    var process: String?
+    @Flag(name: [.short, .long], help: "Detach: return once the process started.") var detach = false
+    @Option(help: "File to write the exec proxy's pid to (no newline).") var pidFile: String?
+    @Option(help: "Unix socket to send the pty master to (with --tty).") var consoleSocket: String?
+    @Flag(name: [.short, .long], help: "Allocate a pseudo-TTY.") var tty = false
+    @Option(help: "Current working directory in the container.") var cwd: String?
+    @Option(name: [.short, .long], help: "Set an environment variable (repeatable).") var env: [String] = []
+    @Option(name: [.short, .long], help: "UID[:GID] to run as.") var user: String?
+    @Flag(help: "Set no_new_privs for the process.") var noNewPrivs = false
+    @Option(help: .hidden) var readyFd: Int32?
+    @Argument(help: "The container id.") var id: String
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
+
+    func run() throws {
+        let container = try ContainerLookup(root: globals.root, id: id)
+        guard container.status == .running else {
+            throw RuntimeError(container.status == .stopped ? "cannot exec in a stopped container" : "cannot exec in a container that is \(container.status)")
+        }
+        var spec = try processSpec(container)
+        if spec.terminal == true && consoleSocket == nil && detach {
+            throw RuntimeError("cannot allocate tty if runc will detach without setting console socket")
+        }
+        if detach {
+            // The proxy is a process of its own that outlives this command.
+            let file = container.state.path + "/exec-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+            try Data(try OCIJSON.encodeCompact(spec)).write(to: URL(fileURLWithPath: file))
+            defer { unlink(file) }
+            let pid = try spawnProxy(processFile: file)
+            if let pidFile { try writePidFile(pidFile, pid) }
+            return
+        }
+        spec.terminal = spec.terminal ?? false
+        do {
+            try proxy(spec, container: container)
+        } catch let error as RuntimeError {
+            // A detached proxy that failed before the process started tells `exec --detach`.
+            if let readyFd, fcntl(readyFd, F_GETFD) >= 0 { VMMProcess.report(readyFd, .failure(error)) }
+            throw error
+        }
+    }
+
+    /// The process: --process's JSON, or the container's process with this command.
+    func processSpec(_ container: ContainerLookup) throws -> Spec.Process {
+        if let process {
+            let bytes = try readWholeFile(process)
+            return try OCIJSON.decode(Spec.Process.self, from: bytes, file: process)
+        }
+        guard !command.isEmpty else { throw RuntimeError("exec: a command or --process is required") }
+        var spec = (try? OCIBundle.Bundle.load(container.record.bundle, checkRootfs: false).spec.process) ?? Spec.Process(args: [])
+        spec.args = command
+        spec.terminal = tty
+        if let cwd { spec.cwd = cwd }
+        spec.env = (spec.env ?? []) + env
+        if let user {
+            let parts = user.split(separator: ":").map { UInt32($0) }
+            guard let uid = parts.first ?? nil, parts.count <= 2, parts.allSatisfy({ $0 != nil }) else {
+                throw RuntimeError("exec: --user \(user): want UID[:GID]")
+            }
+            spec.user.uid = uid
+            if parts.count == 2, let gid = parts[1] { spec.user.gid = gid }
+        }
+        if noNewPrivs { spec.noNewPrivileges = true }
+        return spec
+    }
+
+    /// `sm-runc exec --ready-fd 3 --process F ID` with our stdio; waits for `ok`.
+    func spawnProxy(processFile: String) throws -> pid_t {
+        var arguments = ["--root", globals.root, "--log-format", globals.logFormat]
+        if let log = globals.log { arguments += ["--log", log] }
+        arguments += ["exec", "--process", processFile, "--ready-fd", "3"]
+        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        arguments.append(id)
+        return try VMMProcess.spawnHelper(arguments: arguments, newSession: consoleSocket != nil)
+    }
+
+    /// Passes the stdio (or a pty) to the VMM and relays signals until the process ends.
+    func proxy(_ spec: Spec.Process, container: ContainerLookup) throws {
+        signal(SIGPIPE, SIG_IGN)
+        var stdio: [Int32] = [0, 1, 2]
+        var ownedSlave: Int32 = -1
+        var followSize: Int32?
+        var saved = termios()
+        var ownTerminal = false
+        if spec.terminal == true {
+            if let consoleSocket {
+                var master: Int32 = -1
+                guard cposix_open_pty(&master, &ownedSlave) == 0 else { throw RuntimeError.system("open", "/dev/ptmx") }
+                defer { close(master) }
+                _ = cposix_make_raw(ownedSlave)
+                let socket = try connectUnix(consoleSocket)
+                defer { close(socket) }
+                guard cposix_send_fd(socket, master, "/dev/ptmx") == 0 else { throw RuntimeError.system("sendmsg", consoleSocket) }
+                stdio = [ownedSlave, ownedSlave, ownedSlave]
+                // As session leader (spawned with setsid) the pty becomes ours: resizes
+                // arrive as SIGWINCH.
+                if cposix_set_controlling_terminal(ownedSlave) == 0 { followSize = ownedSlave }
+            } else if isatty(0) == 1, tcgetattr(0, &saved) == 0 {
+                ownTerminal = true
+                _ = cposix_make_raw(0)
+                followSize = 0
+            }
+        }
+        defer {
+            if ownTerminal { tcsetattr(0, TCSANOW, &saved) }
+            if ownedSlave >= 0 { close(ownedSlave) }
+        }
+
+        let connection = try connectUnix(container.state.controlSocket)
+        defer { close(connection) }
+        let line = Array(("exec " + String(decoding: try OCIJSON.encodeCompact(spec), as: UTF8.self) + "\n").utf8)
+        guard line.withUnsafeBytes({ cposix_send_fds(connection, stdio, 3, $0.baseAddress, UInt($0.count)) }) == 0 else {
+            throw RuntimeError.system("sendmsg", container.state.controlSocket)
+        }
+        let pid: String
+        do {
+            pid = try ControlChannel.reply(connection, path: container.state.controlSocket)
+        } catch let error as RuntimeError {
+            throw RuntimeError("exec failed: unable to start container process: \(error.description)", exitCode: 255)
+        }
+        if let readyFd { VMMProcess.report(readyFd, .success(())) }
+        globals.reporter.debug("exec: started as pid \(pid) in the guest")
+
+        // Signals to us go to the process; with a terminal, SIGWINCH is a resize.
+        let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] + (followSize == nil ? [SIGWINCH] : [])
+        let sendLock = NSLock()
+        func sendLine(_ text: String) { sendLock.withLock { _ = writeAll(connection, Array((text + "\n").utf8)) } }
+        func sendSize() {
+            var rows: UInt16 = 0, columns: UInt16 = 0
+            if let fd = followSize, cposix_get_window_size(fd, &rows, &columns) == 0 { sendLine("resize \(rows) \(columns)") }
+        }
+        var sources = forwarded.map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { sendLine("kill \(number)") }
+            source.resume()
+            return source
+        }
+        if followSize != nil {
+            signal(SIGWINCH, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGWINCH)
+            source.setEventHandler { sendSize() }
+            source.resume()
+            sources.append(source)
+            sendSize()
+        }
+        defer { sources.forEach { $0.cancel() } }
+
+        guard let end = ControlChannel.readLine(connection) else {
+            throw RuntimeError("exec: the container's VMM went away before the process ended")
+        }
+        let words = end.split(separator: " ", maxSplits: 1).map(String.init)
+        switch (words.first, words.count == 2 ? Int32(words[1]) : nil) {
+        case ("exit", let code?): throw ExitCode(code)
+        case ("signal", let signal?):
+            if ownTerminal { tcsetattr(0, TCSANOW, &saved) }
+            Signals.dieLike(signal)
+        default:
+            throw RuntimeError(end.hasPrefix("error ") ? String(end.dropFirst(6)) : "exec: unexpected reply \(end.prefix(80))")
+        }
+    }
+}
