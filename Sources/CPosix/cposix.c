@@ -172,3 +172,10 @@ long cposix_receive_fds(int sock, void *data, unsigned long length, int *fds, in
     }
     return (long)n;
 }
+
+int cposix_peer_pid(int sock) {
+    struct ucred credentials;
+    socklen_t size = sizeof credentials;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) return -1;
+    return credentials.pid;
+}

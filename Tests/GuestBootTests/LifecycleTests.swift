@@ -372,7 +372,7 @@ extension VMBootTests.LifecycleTests {
     @Test func execRunsMoreProcessesInTheRunningContainer() throws {
         try requireKVM()
         #expect(cposix_set_child_subreaper() == 0)
-        let bundle = try Run.makeBundle(args: ["sh", "-c", "echo up; while :; do sleep 1; done"], applets: ["sleep"])
+        let bundle = try Run.makeBundle(args: ["sh", "-c", "echo up; while :; do echo tick; sleep 1; done"], applets: ["sleep"])
         defer { try? FileManager.default.removeItem(at: bundle) }
         let root = bundle.appendingPathComponent("state")
         let out = bundle.appendingPathComponent("out")
@@ -411,6 +411,28 @@ extension VMBootTests.LifecycleTests {
         #expect(missing.status != 0 && missing.stderr.contains("no such file or directory"), "\(missing.stderr)")
         #expect(try Self.status("lc-exec", root: root) == "running")
         #expect(try String(contentsOf: out, encoding: .utf8).hasPrefix("up\n"))
+
+        // ps: the VMM's host pid (the state's pid).
+        let state = try JSONSerialization.jsonObject(with: Data(try Self.smRunc(["state", "lc-exec"], root: root).stdout.utf8)) as? [String: Any]
+        let ps = try Self.smRunc(["ps", "--format", "json", "lc-exec"], root: root)
+        #expect(ps.status == 0, "\(ps.stderr)")
+        #expect((try JSONSerialization.jsonObject(with: Data(ps.stdout.utf8)) as? [Int]) == [state?["pid"] as? Int ?? -1])
+
+        // pause: the guest stands still (no more ticks); resume: it runs on.
+        #expect(try Self.smRunc(["pause", "lc-exec"], root: root).status == 0)
+        #expect(try Self.status("lc-exec", root: root) == "paused")
+        let paused = try Self.smRunc(["pause", "lc-exec"], root: root)
+        #expect(paused.status == 1 && paused.stderr.contains("container already paused"))
+        let ticks = try String(contentsOf: out, encoding: .utf8).count
+        sleep(4)
+        #expect(try String(contentsOf: out, encoding: .utf8).count == ticks)
+        #expect(try Self.smRunc(["resume", "lc-exec"], root: root).status == 0)
+        #expect(try Self.status("lc-exec", root: root) == "running")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try String(contentsOf: out, encoding: .utf8).count == ticks { usleep(200_000) }
+        #expect(try String(contentsOf: out, encoding: .utf8).count > ticks)
+        let notPaused = try Self.smRunc(["resume", "lc-exec"], root: root)
+        #expect(notPaused.status == 1 && notPaused.stderr.contains("container not paused"))
 
         #expect(try Self.smRunc(["kill", "lc-exec", "KILL"], root: root).status == 0)
         _ = try Self.awaitStatus("stopped", "lc-exec", root: root)

@@ -35,6 +35,8 @@ int cposix_send_fd(int sock, int fd, const char *payload);
 /// Receives one fd sent with SCM_RIGHTS (tests: the engine's side of --console-socket).
 int cposix_receive_fd(int sock);
 
+/// The pid of the process at the other end of a unix socket (SO_PEERCRED), or -1.
+int cposix_peer_pid(int sock);
 /// Sends `count` fds (at most 3) with `length` bytes of `data` in one SCM_RIGHTS message.
 int cposix_send_fds(int sock, const int *fds, int count, const void *data, unsigned long length);
 /// Receives bytes and up to 3 fds (SCM_RIGHTS, close-on-exec); returns the byte count

@@ -27,6 +27,9 @@ public final class Machine: @unchecked Sendable {
     private let cpuAtStart: Double
 
     private let stopRequested = Atomic<Bool>(false)
+    private let pauseRequested = Atomic<Bool>(false)
+    private let vcpuParked = Atomic<Bool>(false)
+    private let resumeSignal = DispatchSemaphore(value: 0)
     private let profiling = Atomic<Bool>(false)
     // Owned by the vCPU thread until it finishes, then read by `run`.
     private var vcpuThread: OSThread?
@@ -193,6 +196,37 @@ public final class Machine: @unchecked Sendable {
             profile: configuration.profileIntervalMilliseconds > 0 ? profile : nil)
     }
 
+    /// Pauses the guest: the vCPU leaves KVM_RUN and parks until `resume`. Returns
+    /// once it is parked (false if it did not within a second, or is not running).
+    @discardableResult
+    public func pause() -> Bool {
+        guard let thread = vcpuThread else { return false }
+        pauseRequested.store(true, ordering: .sequentiallyConsistent)
+        vcpu.requestImmediateExit()
+        thread.kill(ckvm_kick_signal())
+        for _ in 0..<100 {
+            if vcpuParked.load(ordering: .sequentiallyConsistent) { return true }
+            usleep(10_000)
+        }
+        return vcpuParked.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Lets a paused guest run on.
+    public func resume() {
+        pauseRequested.store(false, ordering: .sequentiallyConsistent)
+        resumeSignal.signal()
+    }
+
+    /// Parks the vCPU thread while a pause is requested (a stop still ends it).
+    private func parkWhilePaused() {
+        guard pauseRequested.load(ordering: .sequentiallyConsistent) else { return }
+        vcpuParked.store(true, ordering: .sequentiallyConsistent)
+        while pauseRequested.load(ordering: .sequentiallyConsistent) && !stopRequested.load(ordering: .sequentiallyConsistent) {
+            _ = resumeSignal.wait(timeout: .now() + 0.1)
+        }
+        vcpuParked.store(false, ordering: .sequentiallyConsistent)
+    }
+
     /// Stops a running guest from another thread.
     public func requestStop() {
         if let thread = vcpuThread { stop(thread) }
@@ -253,6 +287,8 @@ public final class Machine: @unchecked Sendable {
                 else { vcpu.completeMMIORead(device.read(offset: offset, length: length)) }
             case .interrupted:
                 vcpu.requestImmediateExit(false)
+                if stopRequested.load(ordering: .sequentiallyConsistent) { return .vmmError("stopped") }
+                parkWhilePaused()
                 if stopRequested.load(ordering: .sequentiallyConsistent) { return .vmmError("stopped") }
                 if profiling.exchange(false, ordering: .sequentiallyConsistent), let regs = try? vcpu.registers() {
                     profile.record(regs.rip)

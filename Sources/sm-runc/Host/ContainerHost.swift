@@ -27,6 +27,8 @@ final class ContainerHost: @unchecked Sendable {
     /// start and on each SIGWINCH).
     var terminalSize: Int32?
     private var resizeSource: DispatchSourceSignal?
+    /// The exec proxies' host pids (from SO_PEERCRED), by exec connection.
+    private var execProxies: [Int32: pid_t] = [:]
     /// Whether the VMM confines itself (seccomp on every thread, capabilities dropped).
     /// Off only for diagnosis: SM_RUNC_VMM_SECCOMP=off or the annotation
     /// `run.sm-runc.vmm-seccomp: off`.
@@ -165,6 +167,21 @@ final class ContainerHost: @unchecked Sendable {
         }
     }
 
+    /// Freezes the guest (its vCPU leaves KVM_RUN and waits); state `paused`.
+    func pause() throws {
+        guard session.wait(timeout: 0, until: { _ in true }) == .running, record.status == .running else {
+            throw RuntimeError(record.status == .paused ? "container already paused" : "container not running")
+        }
+        guard machine.pause() else { throw RuntimeError("pause: the vCPU did not stop") }
+        try update { $0.status = .paused }
+    }
+
+    func resume() throws {
+        guard record.status == .paused else { throw RuntimeError("container not paused") }
+        machine.resume()
+        try update { $0.status = .running }
+    }
+
     /// Waits for the guest to end; records `stopped` with the outcome.
     func waitForEnd() -> AgentSession.Outcome {
         machineEnded.wait()
@@ -190,6 +207,14 @@ final class ContainerHost: @unchecked Sendable {
             switch words.first {
             case "start" where words.count == 1:
                 try start()
+            case "pause" where words.count == 1:
+                try pause()
+            case "resume" where words.count == 1:
+                try resume()
+            case "ps" where words.count == 1:
+                // The host pids of the container: this VMM and the exec proxies.
+                let pids = [getpid()] + lock.withLock { Array(execProxies.values) }.sorted()
+                return .success(pids.map(String.init).joined(separator: " "))
             case "kill" where words.count == 2:
                 guard let signal = Int32(words[1]), signal > 0, signal < 65 else { throw RuntimeError("invalid signal \(words[1])") }
                 try kill(signal)
@@ -220,6 +245,9 @@ final class ContainerHost: @unchecked Sendable {
             return .failure(RuntimeError("\(error)"))
         }
         let connection = request.connection
+        let proxy = cposix_peer_pid(connection)
+        if proxy > 0 { lock.withLock { execProxies[connection] = proxy } }
+        defer { _ = lock.withLock { execProxies.removeValue(forKey: connection) } }
         var noTimeout = timeval(tv_sec: 0, tv_usec: 0)
         setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &noTimeout, socklen_t(MemoryLayout<timeval>.size))
         _ = writeAll(connection, Array("ok \(started.pid ?? 0)\n".utf8))
