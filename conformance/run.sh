@@ -4,7 +4,7 @@
 # observe (exit codes, `state` status, the process's stdout/stderr, error text
 # engines match on); the two transcripts must be identical.
 #
-# Usage: [CONFORMANCE_VERBOSE=1] conformance/run.sh [REFERENCE_RUNTIME [RUNTIME_UNDER_TEST]]
+# Usage: [CONFORMANCE_VERBOSE=1] [CONFORMANCE_CASES="exec ..."] conformance/run.sh [REFERENCE_RUNTIME [RUNTIME_UNDER_TEST]]
 #        (default: runc and .build/debug/sm-runc; root is needed by both)
 #
 # Intended differences, kept out of the cases (a VM has its own kernel):
@@ -13,7 +13,9 @@
 #    ignores it (TERM, USR1). Cases trap the signals they send.
 #  - `uname -r`, /proc and /sys show the guest kernel, not the host's.
 #  - The pid in `state` and --pid-file is the VMM process, not the container process;
-#    `ps` lists no host pids of container processes.
+#    `ps` lists the VMM and exec proxies (host pids), not the container's processes,
+#    which live in the guest. Cases compare only that ps gives an array of pids.
+#  - pause freezes the whole guest (its vCPU), not a cgroup of host processes.
 #  - Error messages that are not matched by engines may be worded differently; cases
 #    compare only the substrings engines match on ("does not exist", ...).
 #  - Timing: create takes a guest boot (seconds on real KVM, tens of seconds nested).
@@ -155,7 +157,26 @@ case_exec() {
   call "delete --force" delete --force c-exec
 }
 
-cases=(run_exit_code lifecycle kill_created errors process exec_failure exec)
+case_pause_ps_kill_all() {
+  make_bundle "$1" '["sh","-c","trap \"exit 0\" TERM; echo up; while :; do sleep 0.2; done"]'
+  "$rt" --root "$root" run -d -b "$1" c-pause >"$1/out" 2>&1 </dev/null
+  echo "run -d: rc=$?"
+  await_output "$1/out" up
+  call pause pause c-pause
+  echo "status: $(status c-pause)"
+  call "pause again" pause c-pause
+  call "delete paused" delete c-pause; matches "delete paused" "not stopped"
+  call resume resume c-pause
+  echo "status: $(status c-pause)"
+  call "resume running" resume c-pause
+  "$rt" --root "$root" ps --format json c-pause >"$work/ps.json" 2>/dev/null
+  echo "ps --format json: rc=$? $(python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("array of pids" if isinstance(v,list) and v and all(isinstance(p,int) for p in v) else v)' "$work/ps.json")"
+  call "kill --all KILL" kill --all c-pause KILL
+  await_status c-pause stopped
+  call delete delete c-pause
+}
+
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all})
 failed=0
 for name in "${cases[@]}"; do
   for side in reference candidate; do
