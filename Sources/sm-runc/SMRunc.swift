@@ -15,7 +15,7 @@ struct SMRunc: ParsableCommand {
             spec: 1.2.0
             vmm: sm-runc (Swift, /dev/kvm)
             """,
-        subcommands: [Create.self, Start.self, StateCommand.self, Kill.self, Delete.self, Run.self, Exec.self, Pause.self, Resume.self, Ps.self, List.self,
+        subcommands: [Create.self, Start.self, StateCommand.self, Kill.self, Delete.self, Run.self, Exec.self, Pause.self, Resume.self, Ps.self, Events.self, Update.self, List.self,
                       SpecCommand.self, FeaturesCommand.self, Boot.self, VMMCommand.self]
     )
 
