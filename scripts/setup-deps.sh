@@ -13,6 +13,8 @@ PKGS=(
   busybox-static
   # the reference runtime for the differential conformance suite (conformance/)
   runc python3
+  # the engines that drive sm-runc in the tests (podman with conmon)
+  podman conmon
 )
 missing=()
 for p in "${PKGS[@]}"; do

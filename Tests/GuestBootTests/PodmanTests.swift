@@ -1,0 +1,145 @@
+import Testing
+import Foundation
+
+/// podman 4.3 (Debian's) driving sm-runc as its --runtime, on a local busybox image
+/// made without a registry, in a private podman configuration (engines.md §8/§9:
+/// no network namespace setup, cgroupfs, file events, ulimits within the host's).
+extension VMBootTests {
+    @Suite struct PodmanTests {
+        static let work = URL(fileURLWithPath: "/tmp/sm-runc-podman-\(getpid())")
+        static let image = "localhost/sm-runc-bb"
+
+        struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+        /// The podman environment: its own storage and containers.conf.
+        static func prepare() throws {
+            guard FileManager.default.fileExists(atPath: "/usr/bin/podman") else {
+                Issue.record("podman is not installed (scripts/setup-deps.sh installs it)")
+                throw CancellationError()
+            }
+            let config = work.appendingPathComponent("podman")
+            for dir in ["storage", "run", "tmp", "vols", "cni"] {
+                try FileManager.default.createDirectory(at: config.appendingPathComponent(dir), withIntermediateDirectories: true)
+            }
+            try """
+                [storage]
+                driver = "overlay"
+                graphroot = "\(config.path)/storage"
+                runroot = "\(config.path)/run"
+                """.write(to: config.appendingPathComponent("storage.conf"), atomically: true, encoding: .utf8)
+            try """
+                [containers]
+                netns = "none"
+                cgroupns = "private"
+                log_driver = "k8s-file"
+                default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+                [engine]
+                cgroup_manager = "cgroupfs"
+                events_logger = "file"
+                events_logfile_path = "\(config.path)/tmp/events.log"
+                tmp_dir = "\(config.path)/tmp"
+                volume_path = "\(config.path)/vols"
+                static_dir = "\(config.path)/storage/libpod"
+                [network]
+                network_backend = "cni"
+                network_config_dir = "\(config.path)/cni"
+                """.write(to: config.appendingPathComponent("containers.conf"), atomically: true, encoding: .utf8)
+            // The image: a busybox tree imported as a tarball.
+            let rootfs = try RunCommandTests.makeBundle(args: ["true"], applets: ["sleep", "ls", "touch", "tty", "id"])
+            defer { try? FileManager.default.removeItem(at: rootfs) }
+            let tarball = work.appendingPathComponent("bb.tar").path
+            let tar = try shell("/bin/tar", ["-C", rootfs.appendingPathComponent("rootfs").path, "-cf", tarball, "."])
+            #expect(tar.status == 0, "\(tar.stderr)")
+            let imported = try podman(["import", tarball, image])
+            #expect(imported.status == 0, "\(imported.stderr)")
+        }
+
+        /// Runs a tool with stdin/stdout/stderr in files and waits for it with waitpid
+        /// (podman leaves conmon behind; nothing here depends on pipes closing).
+        static func shell(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Result {
+            let config = work.appendingPathComponent("podman")
+            let environment = [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/root",
+                "CONTAINERS_CONF=" + config.appendingPathComponent("containers.conf").path,
+                "CONTAINERS_STORAGE_CONF=" + config.appendingPathComponent("storage.conf").path,
+            ]
+            let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let files = ["in", "out", "err"].map { work.appendingPathComponent("call-\(tag).\($0)").path }
+            defer { files.forEach { unlink($0) } }
+            FileManager.default.createFile(atPath: files[0], contents: Data((stdin ?? "").utf8))
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : files[0], O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, files[1], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, files[2], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            let argv = ([tool] + arguments).map { strdup($0) } + [nil]
+            let envp = environment.map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, tool, &actions, nil, argv, envp)
+            guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            return Result(status: code, stdout: (try? String(contentsOfFile: files[1], encoding: .utf8)) ?? "",
+                          stderr: (try? String(contentsOfFile: files[2], encoding: .utf8)) ?? "")
+        }
+
+        static func podman(_ arguments: [String], stdin: String? = nil) throws -> Result {
+            try shell("/usr/bin/podman", ["--runtime", RunCommandTests.smRunc] + arguments, stdin: stdin)
+        }
+
+        @Test func podmanRunsContainersInMicroVMs() throws {
+            try requireKVM()
+            try Self.prepare()
+            defer {
+                _ = try? Self.podman(["rm", "-a", "-f"])
+                _ = try? Self.shell("/usr/bin/podman", ["system", "reset", "-f"])
+                try? FileManager.default.removeItem(at: Self.work)
+            }
+            // run --rm, and the exit code.
+            let hello = try Self.podman(["run", "--rm", Self.image, "echo", "hi from podman"])
+            #expect(hello.status == 0 && hello.stdout == "hi from podman\n", "\(hello.stderr)")
+            let three = try Self.podman(["run", "--rm", Self.image, "sh", "-c", "exit 3"])
+            #expect(three.status == 3, "\(three.stderr)")
+
+            // -i: stdin and its end; -v read-write and read-only; podman's single-file binds.
+            let volume = Self.work.appendingPathComponent("volume")
+            try FileManager.default.createDirectory(at: volume, withIntermediateDirectories: true)
+            try Data("from the host\n".utf8).write(to: volume.appendingPathComponent("host.txt"))
+            let io = try Self.podman(["run", "--rm", "-i", "-v", "\(volume.path):/data", "-v", "\(volume.path):/ro:ro", Self.image,
+                                      "sh", "-c", "cat; cat /data/host.txt; echo from the guest > /data/guest.txt; touch /ro/x || echo ro-refused; cat /etc/hostname; ls /run/.containerenv"],
+                                     stdin: "piped in\n")
+            #expect(io.status == 0, "\(io.stderr)")
+            #expect(io.stdout.hasPrefix("piped in\nfrom the host\nro-refused\n"), "\(io.stdout)")
+            #expect(io.stdout.hasSuffix("/run/.containerenv\n"), "\(io.stdout)")
+            #expect(try String(contentsOf: volume.appendingPathComponent("guest.txt"), encoding: .utf8) == "from the guest\n")
+
+            // -d, then exec (plain, -i and -t), kill USR1, pause/unpause, stop, rm.
+            let detached = try Self.podman(["run", "-d", "--name", "smd", Self.image, "sh", "-c",
+                                            "trap 'echo got USR1' USR1; trap 'exit 0' TERM; while :; do sleep 1; done"])
+            #expect(detached.status == 0, "\(detached.stderr)")
+            let exec = try Self.podman(["exec", "smd", "sh", "-c", "echo exec out; exit 4"])
+            #expect(exec.status == 4 && exec.stdout == "exec out\n", "\(exec.stderr)")
+            let execInput = try Self.podman(["exec", "-i", "smd", "cat"], stdin: "exec input\n")
+            #expect(execInput.stdout == "exec input\n", "\(execInput.stderr)")
+            let execTTY = try Self.podman(["exec", "-t", "smd", "tty"])
+            #expect(execTTY.status == 0 && execTTY.stdout.hasPrefix("/dev/pts/"), "\(execTTY.stdout) \(execTTY.stderr)")
+            #expect(try Self.podman(["kill", "--signal", "USR1", "smd"]).status == 0)
+            #expect(try Self.podman(["pause", "smd"]).status == 0)
+            #expect(try Self.podman(["inspect", "--format", "{{.State.Status}}", "smd"]).stdout == "paused\n")
+            #expect(try Self.podman(["unpause", "smd"]).status == 0)
+            let stop = try Self.podman(["stop", "-t", "10", "smd"])
+            #expect(stop.status == 0, "\(stop.stderr)")
+            #expect(try Self.podman(["inspect", "--format", "{{.State.ExitCode}}", "smd"]).stdout == "0\n")
+            #expect(try Self.podman(["logs", "smd"]).stdout.contains("got USR1"))
+            #expect(try Self.podman(["rm", "-f", "smd"]).status == 0)
+
+            // A program that does not exist: podman's 127.
+            let missing = try Self.podman(["run", "--rm", Self.image, "/nonexistent"])
+            #expect(missing.status == 127, "\(missing.stderr)")
+        }
+    }
+}
