@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "AgentProtocol", dependencies: ["OCIBundle"]),
         // OCI lifecycle hooks, run on the host and (chrooted) in the guest. No Foundation.
         .target(name: "Hooks", dependencies: ["OCIBundle", "CPosix"]),
+        // The container's cgroup (v1, hybrid, v2), joined by the VMM process. No Foundation.
+        .target(name: "Cgroups", dependencies: ["OCIBundle"]),
         .target(
             name: "VMM",
             dependencies: [
@@ -45,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "sm-runc",
             dependencies: [
-                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix", "Hooks",
+                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix", "Hooks", "Cgroups",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -71,6 +73,7 @@ let package = Package(
         .testTarget(name: "AgentProtocolTests", dependencies: ["AgentProtocol", "OCIBundle"]),
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "OCIBundle"]),
+        .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "OCIBundle"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix"]),
     ]
 )

@@ -33,7 +33,7 @@ struct Delete: ParsableCommand {
     /// Removes the state (unmounting bind staging first), then runs the poststop
     /// hooks; a hook's failure is a warning (runtime-spec).
     static func remove(_ container: ContainerLookup, reporter: Reporter) throws {
-        try container.state.remove()
+        try container.state.remove(reporter: reporter)
         if let hooks = container.record.hooks?.poststop {
             let state = try OCIJSON.encodeCompact(StateDocument(container.record, status: .stopped))
             do { try HookRunner.runAll(hooks, kind: "poststop", state: state) } catch { reporter.warning("\(error)") }

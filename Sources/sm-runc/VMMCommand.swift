@@ -36,6 +36,7 @@ struct VMMCommand: ParsableCommand {
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
                                      })
             host.terminalSize = console || terminal ? 0 : nil
+            try host.joinCgroup(linux: loaded.spec.linux, systemd: globals.systemdCgroup)
             try host.runCreateHooks()
             // From here on the guest may run: drop what the VMM does not need.
             if host.confined {

@@ -97,8 +97,17 @@ extension VMBootTests {
         @Test func createStartKillDeleteWithStdioInFiles() throws {
             try requireKVM()
             #expect(cposix_set_child_subreaper() == 0)
-            let bundle = try Run.makeBundle(args: ["sh", "-c", "trap 'printf \"got TERM\\\\000\\\\377\"; echo bye >&2; exit 7' TERM; echo started; while :; do read -t 1 x; done"])
-            defer { try? FileManager.default.removeItem(at: bundle) }
+            // The VMM joins linux.cgroupsPath with the engine's limits (podman's: devices
+            // deny-all, a pids limit), and the cgroup goes with the container.
+            let cgroupParent = "/sm-runc-lifecycle-\(getpid())"
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "trap 'printf \"got TERM\\\\000\\\\377\"; echo bye >&2; exit 7' TERM; echo started; while :; do read -t 1 x; done"],
+                                            linux: ["cgroupsPath": cgroupParent + "/lc",
+                                                    "resources": ["devices": [["allow": false, "access": "rwm"]], "pids": ["limit": 512]]])
+            defer {
+                try? FileManager.default.removeItem(at: bundle)
+                for hierarchy in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] { rmdir("/sys/fs/cgroup/\(hierarchy)\(cgroupParent)") }
+                rmdir("/sys/fs/cgroup\(cgroupParent)")
+            }
             let root = bundle.appendingPathComponent("state")
             let out = bundle.appendingPathComponent("out"), err = bundle.appendingPathComponent("err")
             FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -118,6 +127,15 @@ extension VMBootTests {
             #expect(document["pid"] as? Int == Int(pid))
             #expect(document["bundle"] as? String == bundle.path)
             Self.expectConfined(pid)
+            let cgroups = try String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8).split(separator: "\n")
+            #expect(!cgroups.isEmpty && cgroups.allSatisfy { $0.hasSuffix(":\(cgroupParent)/lc") }, "\(cgroups)")
+            let v1 = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/pids/")
+            let cgroupDirectory = v1 ? "/sys/fs/cgroup/pids\(cgroupParent)/lc" : "/sys/fs/cgroup\(cgroupParent)/lc"
+            #expect(try String(contentsOfFile: cgroupDirectory + "/pids.max", encoding: .utf8) == "512\n")
+            if v1 {
+                let devices = try String(contentsOfFile: "/sys/fs/cgroup/devices\(cgroupParent)/lc/devices.list", encoding: .utf8)
+                #expect(devices.contains("c 10:232 rwm") && !devices.contains("a *:* rwm"), "\(devices)")
+            }
             // Before start, process.args has had no effect.
             #expect(try Data(contentsOf: out).isEmpty)
             #expect(try Self.smRunc(["list"], root: root).stdout.contains("lc          \(pid)"))
@@ -149,6 +167,7 @@ extension VMBootTests {
             #expect(gone.status == 1 && gone.stderr.contains("container does not exist"))
             #expect(try Self.smRunc(["delete", "--force", "lc"], root: root).status == 0)
             #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: cgroupDirectory), "the container's cgroup outlived it")
         }
 
         @Test func killOfACreatedContainerStopsItAndDeleteCleansUp() throws {
@@ -225,6 +244,11 @@ extension VMBootTests {
             try FileManager.default.moveItem(at: bundle.appendingPathComponent("rootfs"), to: bundle.appendingPathComponent("rootfs.away"))
             try expectError(["create", "-b", bundle.path, "x"], "rootfs: no such file or directory")
             try FileManager.default.moveItem(at: bundle.appendingPathComponent("rootfs.away"), to: bundle.appendingPathComponent("rootfs"))
+
+            // A memory limit the microVM cannot live in (guest RAM + the VMM's own).
+            let small = try Run.makeBundle(args: ["true"], linux: ["resources": ["memory": ["limit": 64 << 20]]])
+            defer { try? FileManager.default.removeItem(at: small) }
+            try expectError(["create", "-b", small.path, "x"], "linux.resources.memory.limit: 67108864 bytes is below what this microVM needs")
 
             // A kernel that cannot boot: create fails, the VMM is reaped, the state removed.
             let bogus = bundle.appendingPathComponent("bogus-vmlinux")
@@ -433,6 +457,29 @@ extension VMBootTests.LifecycleTests {
         #expect(try String(contentsOf: out, encoding: .utf8).count > ticks)
         let notPaused = try Self.smRunc(["resume", "lc-exec"], root: root)
         #expect(notPaused.status == 1 && notPaused.stderr.contains("container not paused"))
+
+        // update: CPU and pids limits land in the VMM's cgroup (here below the caller's
+        // own, as no cgroupsPath was given); memory is refused (guest RAM is fixed).
+        let update = try Self.smRunc(["update", "--cpu-period", "100000", "--cpu-quota", "50000", "--pids-limit", "99", "lc-exec"], root: root)
+        #expect(update.status == 0, "\(update.stderr)")
+        let vmm = state?["pid"] as? Int ?? -1
+        let lines = try String(contentsOfFile: "/proc/\(vmm)/cgroup", encoding: .utf8).split(separator: "\n")
+        func cgroupFile(_ controller: String, _ file: String) -> String? {
+            if let line = lines.first(where: { $0.split(separator: ":")[1].split(separator: ",").contains(Substring(controller)) }) {
+                return try? String(contentsOfFile: "/sys/fs/cgroup/\(controller)\(line.split(separator: ":", maxSplits: 2)[2])/\(file)", encoding: .utf8)
+            }
+            let unified = lines.first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
+            return try? String(contentsOfFile: "/sys/fs/cgroup\(unified)/\(file)", encoding: .utf8)
+        }
+        #expect(lines.allSatisfy { $0.hasSuffix("/lc-exec") }, "\(lines)")
+        #expect(cgroupFile("pids", "pids.max") == "99\n")
+        #expect(cgroupFile("cpu", "cpu.cfs_quota_us") ?? cgroupFile("cpu", "cpu.max") == "50000\n" || cgroupFile("cpu", "cpu.max") == "50000 100000\n")
+        let memory = try Self.smRunc(["update", "--memory", "1073741824", "lc-exec"], root: root)
+        #expect(memory.status == 1 && memory.stderr.contains("a microVM's memory is fixed when it boots"), "\(memory.stderr)")
+        let resources = bundle.appendingPathComponent("resources.json")
+        try Data(#"{"devices": [{"allow": true, "access": "rwm"}]}"#.utf8).write(to: resources)
+        let devices = try Self.smRunc(["update", "-r", resources.path, "lc-exec"], root: root)
+        #expect(devices.status == 1 && devices.stderr.contains("update devices: not updatable"), "\(devices.stderr)")
 
         #expect(try Self.smRunc(["kill", "lc-exec", "KILL"], root: root).status == 0)
         _ = try Self.awaitStatus("stopped", "lc-exec", root: root)

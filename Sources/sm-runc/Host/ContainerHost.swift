@@ -1,4 +1,5 @@
 import Foundation
+import Cgroups
 import AgentProtocol
 import OCIBundle
 import VMM
@@ -92,6 +93,39 @@ final class ContainerHost: @unchecked Sendable {
         try state.save(record)
         prepared = true
     }
+
+    /// Joins the container's cgroup (`linux.cgroupsPath`, as runc's init would) with
+    /// its limits applied, so engines read statistics, OOM events and limits on the
+    /// state pid, and the limits bound the whole microVM. Called once /dev/kvm and the
+    /// guest's devices are open (an engine's device deny-all may follow; the VMM's own
+    /// devices are allowed after the spec's rules, as runc appends its defaults) and
+    /// before prestart, which runc runs inside the cgroup too. Unprivileged without a
+    /// cgroupsPath, there is nothing to join (as rootless runc).
+    func joinCgroup(linux: Linux?, systemd: Bool) throws {
+        if geteuid() != 0 && linux?.cgroupsPath == nil { return }
+        let minimum = Int64(machine.configuration.memoryMiB + Self.vmmOverheadMiB) << 20
+        if let limit = linux?.resources?.memory?.limit, limit > 0, limit < minimum {
+            throw RuntimeError("linux.resources.memory.limit: \(limit) bytes is below what this microVM needs (\(machine.configuration.memoryMiB) MiB of guest RAM + \(Self.vmmOverheadMiB) MiB for the VMM)")
+        }
+        let cgroup: Cgroup
+        do { cgroup = try Cgroup.forContainer(cgroupsPath: linux?.cgroupsPath, id: id, systemd: systemd) } catch {
+            throw RuntimeError("cgroup: \(error)")
+        }
+        // Recorded first: whatever was made is removed with the state if a step fails.
+        try update { $0.cgroup = cgroup.directories }
+        do {
+            try cgroup.create()
+            try cgroup.apply(linux?.resources)
+            try cgroup.join(pid: getpid())
+        } catch {
+            throw RuntimeError("cgroup \(linux?.cgroupsPath ?? id): \(error)")
+        }
+        reporter.debug("joined cgroup \(cgroup.directories.map(\.path).joined(separator: ", "))")
+    }
+
+    /// Host memory the VMM process needs besides guest RAM, counted against a memory
+    /// limit (code, Swift runtime, virtio-fs buffers; measured under 30 MiB).
+    static let vmmOverheadMiB = 64
 
     /// prestart and createRuntime: on the host, once the VM exists (its memory,
     /// devices and state record) and before the guest runs, so before the VMM

@@ -1,4 +1,5 @@
 import Foundation
+import Cgroups
 import OCIBundle
 
 /// What sm-runc records about a container in `<root>/<id>/state.json`. The VMM
@@ -23,6 +24,8 @@ struct ContainerRecord: Codable, Equatable {
     var exitSignal: Int32?
     /// The spec's hooks: poststop runs at delete, when config.json may be gone.
     var hooks: Hooks?
+    /// The cgroup directories the VMM joined (one per hierarchy); removed at delete.
+    var cgroup: [Cgroup.Directory]?
 }
 
 /// The OCI state document as runc prints it (`state`, `list --format json`, hooks' stdin).
@@ -115,8 +118,12 @@ struct StateDirectory {
 
     /// Removes what sm-runc put here. Bind staging entries are unmounted first (by
     /// `BindShares.release`); a directory that is not empty is left and reported.
-    func remove() throws {
+    func remove(reporter: Reporter? = nil) throws {
         BindShares.release(stateDirectory: path)
+        // The cgroup the VMM joined: its leaf directories (the engine owns the parents).
+        if let directories = (try? load())?.cgroup {
+            for failure in Cgroup.remove(directories) { reporter?.warning(failure) }
+        }
         for name in ["state.json", "state.json.tmp", "control.sock", "agent.sock", "agent.sock_1024"] {
             unlink(path + "/" + name)
         }
