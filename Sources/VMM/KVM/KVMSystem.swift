@@ -60,6 +60,31 @@ public final class KVMSystem: Sendable {
         }
     }
 
+    /// Wraps `KVM_GET_MSR_INDEX_LIST`: the MSRs KVM saves and restores for a vCPU.
+    public func msrIndexList() throws(SystemCallError) -> [UInt32] {
+        var capacity: UInt32 = 64
+        while true {
+            let size = ckvm_msr_list_size(capacity)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+            defer { raw.deallocate() }
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+            let header = raw.assumingMemoryBound(to: kvm_msr_list.self)
+            header.pointee.nmsrs = capacity
+            let rc = ckvm_ioctl_pointer(fd.rawValue, CKVM_GET_MSR_INDEX_LIST, raw)
+            // E2BIG: KVM wrote the count it needs into nmsrs.
+            if rc == -1 && errno == E2BIG && capacity < 16384 {
+                capacity = max(capacity * 2, min(header.pointee.nmsrs, 16384))
+                continue
+            }
+            if rc == -1 {
+                throw SystemCallError(call: "KVM_GET_MSR_INDEX_LIST", argument: path, errno: .init(rawValue: errno))
+            }
+            let count = min(Int(header.pointee.nmsrs), Int(capacity))
+            let indices = (raw + MemoryLayout<kvm_msr_list>.size).assumingMemoryBound(to: UInt32.self)
+            return Array(UnsafeBufferPointer(start: indices, count: count))
+        }
+    }
+
     /// Wraps `KVM_CREATE_VM` (machine type 0).
     public func createVM() throws(SystemCallError) -> KVMVirtualMachine {
         let vmFD = try check("KVM_CREATE_VM", path) { ckvm_ioctl_value(fd.rawValue, CKVM_CREATE_VM, 0) }

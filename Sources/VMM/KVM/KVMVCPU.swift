@@ -72,15 +72,15 @@ public final class KVMVCPU: @unchecked Sendable {
 
     deinit { munmap(run, runSize) }
 
-    private var label: String { "vCPU \(index)" }
+    var label: String { "vCPU \(index)" }
 
-    private func get<T: BitwiseCopyable>(_ name: String, _ request: UInt, _ value: T) throws(SystemCallError) -> T {
+    func get<T: BitwiseCopyable>(_ name: String, _ request: UInt, _ value: T) throws(SystemCallError) -> T {
         var value = value
         try check(name, label) { ckvm_ioctl_pointer(fd.rawValue, request, &value) }
         return value
     }
 
-    private func set<T: BitwiseCopyable>(_ name: String, _ request: UInt, _ value: T) throws(SystemCallError) {
+    func set<T: BitwiseCopyable>(_ name: String, _ request: UInt, _ value: T) throws(SystemCallError) {
         var value = value
         try check(name, label) { ckvm_ioctl_pointer(fd.rawValue, request, &value) }
     }

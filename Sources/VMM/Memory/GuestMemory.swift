@@ -65,6 +65,26 @@ public final class GuestMemory: @unchecked Sendable {
         self.size = size
     }
 
+    /// Guest RAM mapped copy-on-write (MAP_PRIVATE) from `size` bytes of `file` at
+    /// `offset` (page-aligned): a snapshot's memory. Pages are read from the page
+    /// cache on first touch and shared by every VM restored from the same file;
+    /// a guest write copies the page into this VM alone, and the file never changes.
+    /// The mapping keeps the file open; `file` may be closed after this returns.
+    public init(privateMappingOf file: OwnedDescriptor, offset: UInt64, size: UInt64) throws(GuestMemoryError) {
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard size > 0, size % 4096 == 0, offset % page == 0, offset <= UInt64(Int64.max) - size else {
+            throw .mapFailed(size: Int(truncatingIfNeeded: size), errno: EINVAL)
+        }
+        guard let raw = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, file.rawValue, off_t(offset)),
+              raw != MAP_FAILED else {
+            throw .mapFailed(size: Int(size), errno: errno)
+        }
+        // A core dump of the VMM must never carry guest RAM (as for anonymous RAM).
+        _ = madvise(raw, Int(size), MADV_DONTDUMP)
+        self.base = raw
+        self.size = size
+    }
+
     deinit { munmap(base, Int(size)) }
 
     /// The host address KVM needs for `KVM_SET_USER_MEMORY_REGION`. Only the builder uses it.
