@@ -164,7 +164,6 @@ static inline uint32_t ckvm_exit_system_event_type(const void *run) { return ((c
 /// raw buffer of this size.
 static inline size_t ckvm_cpuid2_size(uint32_t entries) { return sizeof(struct kvm_cpuid2) + entries * sizeof(struct kvm_cpuid_entry2); }
 static inline size_t ckvm_msrs_size(uint32_t entries) { return sizeof(struct kvm_msrs) + entries * sizeof(struct kvm_msr_entry); }
-static inline size_t ckvm_msr_list_size(uint32_t entries) { return sizeof(struct kvm_msr_list) + entries * sizeof(uint32_t); }
 
 /// Full barriers for virtqueue index publication (the guest runs concurrently).
 static inline void ckvm_memory_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }

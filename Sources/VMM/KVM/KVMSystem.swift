@@ -38,51 +38,14 @@ public final class KVMSystem: Sendable {
 
     /// Wraps `KVM_GET_SUPPORTED_CPUID`.
     public func supportedCPUID() throws(SystemCallError) -> [kvm_cpuid_entry2] {
-        var capacity: UInt32 = 128
-        while true {
-            let size = ckvm_cpuid2_size(capacity)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-            defer { raw.deallocate() }
-            raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-            let header = raw.assumingMemoryBound(to: kvm_cpuid2.self)
-            header.pointee.nent = capacity
-            let rc = ckvm_ioctl_pointer(fd.rawValue, CKVM_GET_SUPPORTED_CPUID, raw)
-            if rc == -1 && errno == E2BIG && capacity < 4096 {
-                capacity *= 2
-                continue
-            }
-            if rc == -1 {
-                throw SystemCallError(call: "KVM_GET_SUPPORTED_CPUID", argument: path, errno: .init(rawValue: errno))
-            }
-            let count = Int(header.pointee.nent)
-            let entries = (raw + MemoryLayout<kvm_cpuid2>.size).assumingMemoryBound(to: kvm_cpuid_entry2.self)
-            return Array(UnsafeBufferPointer(start: entries, count: count))
-        }
+        try KVMListCall<kvm_cpuid2, kvm_cpuid_entry2>(name: "KVM_GET_SUPPORTED_CPUID", argument: path, request: CKVM_GET_SUPPORTED_CPUID,
+                                                      count: \.nent, initialCapacity: 128, maximum: 4096)(fd.rawValue)
     }
 
     /// Wraps `KVM_GET_MSR_INDEX_LIST`: the MSRs KVM saves and restores for a vCPU.
     public func msrIndexList() throws(SystemCallError) -> [UInt32] {
-        var capacity: UInt32 = 64
-        while true {
-            let size = ckvm_msr_list_size(capacity)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-            defer { raw.deallocate() }
-            raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-            let header = raw.assumingMemoryBound(to: kvm_msr_list.self)
-            header.pointee.nmsrs = capacity
-            let rc = ckvm_ioctl_pointer(fd.rawValue, CKVM_GET_MSR_INDEX_LIST, raw)
-            // E2BIG: KVM wrote the count it needs into nmsrs.
-            if rc == -1 && errno == E2BIG && capacity < 16384 {
-                capacity = max(capacity * 2, min(header.pointee.nmsrs, 16384))
-                continue
-            }
-            if rc == -1 {
-                throw SystemCallError(call: "KVM_GET_MSR_INDEX_LIST", argument: path, errno: .init(rawValue: errno))
-            }
-            let count = min(Int(header.pointee.nmsrs), Int(capacity))
-            let indices = (raw + MemoryLayout<kvm_msr_list>.size).assumingMemoryBound(to: UInt32.self)
-            return Array(UnsafeBufferPointer(start: indices, count: count))
-        }
+        try KVMListCall<kvm_msr_list, UInt32>(name: "KVM_GET_MSR_INDEX_LIST", argument: path, request: CKVM_GET_MSR_INDEX_LIST,
+                                              count: \.nmsrs, initialCapacity: 64, maximum: 16384)(fd.rawValue)
     }
 
     /// Wraps `KVM_CREATE_VM` (machine type 0).

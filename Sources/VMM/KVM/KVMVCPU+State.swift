@@ -58,24 +58,8 @@ extension KVMVCPU {
 
     /// Wraps `KVM_GET_CPUID2`: the CPUID table this vCPU was given.
     public func cpuid() throws(SystemCallError) -> [kvm_cpuid_entry2] {
-        var capacity: UInt32 = 64
-        while true {
-            let size = ckvm_cpuid2_size(capacity)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-            defer { raw.deallocate() }
-            raw.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-            let header = raw.assumingMemoryBound(to: kvm_cpuid2.self)
-            header.pointee.nent = capacity
-            let rc = ckvm_ioctl_pointer(fd.rawValue, CKVM_GET_CPUID2, raw)
-            if rc == -1 && errno == E2BIG && capacity < 4096 {
-                capacity *= 2
-                continue
-            }
-            if rc == -1 { throw SystemCallError(call: "KVM_GET_CPUID2", argument: label, errno: .init(rawValue: errno)) }
-            let count = min(Int(header.pointee.nent), Int(capacity))
-            let entries = (raw + MemoryLayout<kvm_cpuid2>.size).assumingMemoryBound(to: kvm_cpuid_entry2.self)
-            return Array(UnsafeBufferPointer(start: entries, count: count))
-        }
+        try KVMListCall<kvm_cpuid2, kvm_cpuid_entry2>(name: "KVM_GET_CPUID2", argument: label, request: CKVM_GET_CPUID2,
+                                                      count: \.nent, initialCapacity: 64, maximum: 4096)(fd.rawValue)
     }
 
     /// Wraps `KVM_GET_TSC_KHZ`: this vCPU's TSC frequency.
