@@ -13,8 +13,9 @@ PKGS=(
   busybox-static
   # the reference runtime for the differential conformance suite (conformance/)
   runc python3
-  # the engines that drive sm-runc in the tests (podman with conmon)
-  podman conmon
+  # the engines that drive sm-runc in the tests (podman with conmon; containerd with
+  # its runc v2 shim and ctr)
+  podman conmon containerd
 )
 missing=()
 for p in "${PKGS[@]}"; do

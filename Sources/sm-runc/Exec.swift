@@ -45,12 +45,26 @@ struct Exec: ParsableCommand {
             return
         }
         spec.terminal = spec.terminal ?? false
+        let ready = ReadyPipe(readyFd.flatMap { fcntl($0, F_GETFD) >= 0 ? $0 : nil })
         do {
-            try proxy(spec, container: container)
+            try proxy(spec, container: container, ready: ready)
         } catch let error as RuntimeError {
             // A detached proxy that failed before the process started tells `exec --detach`.
-            if let readyFd, fcntl(readyFd, F_GETFD) >= 0 { VMMProcess.report(readyFd, .failure(error)) }
+            ready.report(.failure(error))
             throw error
+        }
+    }
+
+    /// --ready-fd, the pipe `exec --detach` waits on: one report, which closes it. Its
+    /// number is free after that (Dispatch's epoll fd gets it once the signal sources
+    /// exist), so a later error must not write to or close it again.
+    final class ReadyPipe {
+        private var fd: Int32?
+        init(_ fd: Int32?) { self.fd = fd }
+        func report(_ result: Result<Void, Error>) {
+            guard let fd else { return }
+            self.fd = nil
+            VMMProcess.report(fd, result)
         }
     }
 
@@ -89,7 +103,7 @@ struct Exec: ParsableCommand {
     }
 
     /// Passes the stdio (or a pty) to the VMM and relays signals until the process ends.
-    func proxy(_ spec: Spec.Process, container: ContainerLookup) throws {
+    func proxy(_ spec: Spec.Process, container: ContainerLookup, ready: ReadyPipe) throws {
         signal(SIGPIPE, SIG_IGN)
         var stdio: [Int32] = [0, 1, 2]
         var ownedSlave: Int32 = -1
@@ -132,7 +146,7 @@ struct Exec: ParsableCommand {
         } catch let error as RuntimeError {
             throw RuntimeError("exec failed: unable to start container process: \(error.description)", exitCode: 255)
         }
-        if let readyFd { VMMProcess.report(readyFd, .success(())) }
+        ready.report(.success(()))
         globals.reporter.debug("exec: started as pid \(pid) in the guest")
 
         // Signals to us go to the process; with a terminal, SIGWINCH is a resize.
@@ -168,6 +182,10 @@ struct Exec: ParsableCommand {
         case ("exit", let code?): throw ExitCode(code)
         case ("signal", let signal?):
             if ownTerminal { tcsetattr(0, TCSANOW, &saved) }
+            // The process that got it ran in the guest: a core of this proxy holds
+            // nothing of it and would only pass for a host crash.
+            var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
             Signals.dieLike(signal)
         default:
             throw RuntimeError(end.hasPrefix("error ") ? String(end.dropFirst(6)) : "exec: unexpected reply \(end.prefix(80))")
