@@ -60,6 +60,9 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     /// With `create`: `linux.seccomp` compiled by the host to a BPF program (struct
     /// sock_filter entries, 8 bytes each), which the agent loads before exec.
     public var seccomp: [UInt8]?
+    /// With `create`: `linux.devices`, made in the container's /dev after the
+    /// default ones (as runc does).
+    public var devices: [Device]?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -70,7 +73,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
                 mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil,
                 maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, hooks: Hooks? = nil, state: String? = nil,
-                seccomp: [UInt8]? = nil,
+                seccomp: [UInt8]? = nil, devices: [Device]? = nil,
                 pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
@@ -85,6 +88,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.hooks = hooks
         self.state = state
         self.seccomp = seccomp
+        self.devices = devices
         self.pid = pid
         self.signal = signal
         self.rows = rows

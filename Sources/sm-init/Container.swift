@@ -38,6 +38,11 @@ enum Container {
         for entry in mounts {
             try mountInContainer(entry)
         }
+        // /dev as runc makes it, unless the spec binds one in from the host.
+        if !mounts.contains(where: { $0.destination == "/dev" && isBind($0) }) {
+            try makeDevices(defaultDevices + (create.devices ?? []))
+            makeDevLinks()
+        }
         for path in create.readonlyPaths ?? [] {
             try readonlyPath(path)
         }
@@ -187,6 +192,58 @@ enum Container {
         default:
             throw AgentError("masked path \(path): bind /dev/null: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// runc's default devices: every container has them, whatever linux.devices says.
+    static let defaultDevices: [Device] = [
+        Device(type: .char, path: "/dev/null", major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0),
+        Device(type: .char, path: "/dev/random", major: 1, minor: 8, fileMode: 0o666, uid: 0, gid: 0),
+        Device(type: .char, path: "/dev/full", major: 1, minor: 7, fileMode: 0o666, uid: 0, gid: 0),
+        Device(type: .char, path: "/dev/tty", major: 5, minor: 0, fileMode: 0o666, uid: 0, gid: 0),
+        Device(type: .char, path: "/dev/zero", major: 1, minor: 5, fileMode: 0o666, uid: 0, gid: 0),
+        Device(type: .char, path: "/dev/urandom", major: 1, minor: 9, fileMode: 0o666, uid: 0, gid: 0),
+    ]
+
+    /// Device nodes in the container (numbers are the guest kernel's). An existing
+    /// node is kept, as runc keeps it; paths must stay inside the root.
+    static func makeDevices(_ devices: [Device]) throws {
+        let saved = umask(0)
+        defer { umask(saved) }
+        for device in devices {
+            guard device.path.hasPrefix("/"), !device.path.split(separator: "/").contains("..") else {
+                throw AgentError("linux.devices: \(device.path): not an absolute path inside the container")
+            }
+            let kind: mode_t
+            switch device.type {
+            case .char, "u": kind = S_IFCHR
+            case .block: kind = S_IFBLK
+            case "p": kind = S_IFIFO
+            default: throw AgentError("linux.devices: \(device.path): unknown type \(device.type.rawValue)")
+            }
+            let target = root + device.path
+            makeDirectories(parent(target))
+            let number = cposix_makedev(UInt32(truncatingIfNeeded: device.major), UInt32(truncatingIfNeeded: device.minor))
+            let mode = mode_t(device.fileMode ?? 0o666) & 0o7777
+            if mknod(target, kind | mode, number) != 0 {
+                if errno == EEXIST { continue }
+                throw AgentError("mknod \(device.path): \(String(cString: strerror(errno)))")
+            }
+            if chown(target, device.uid ?? 0, device.gid ?? 0) != 0 {
+                throw AgentError("chown \(device.path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// runc's /dev links: fd, stdin, stdout, stderr into /proc/self (existing ones are
+    /// kept), and /dev/ptmx to the container's devpts.
+    static func makeDevLinks() {
+        for (link, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                               ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            _ = symlink(target, root + "/dev/" + link)
+        }
+        // As runc: always, even before a devpts is mounted there.
+        unlink(root + "/dev/ptmx")
+        _ = symlink("pts/ptmx", root + "/dev/ptmx")
     }
 
     /// `path` without its last component ("/" for a top-level name).

@@ -396,7 +396,9 @@ extension VMBootTests.LifecycleTests {
     @Test func execRunsMoreProcessesInTheRunningContainer() throws {
         try requireKVM()
         #expect(cposix_set_child_subreaper() == 0)
-        let bundle = try Run.makeBundle(args: ["sh", "-c", "echo up; while :; do echo tick; sleep 1; done"], applets: ["sleep"])
+        let bundle = try Run.makeBundle(args: ["sh", "-c", "echo up; while :; do echo tick; sleep 1; done"],
+                                        linux: ["devices": [["type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "fileMode": 0o600]]],
+                                        applets: ["sleep", "chmod", "ls"])
         defer { try? FileManager.default.removeItem(at: bundle) }
         let root = bundle.appendingPathComponent("state")
         let out = bundle.appendingPathComponent("out")
@@ -422,6 +424,14 @@ extension VMBootTests.LifecycleTests {
         #expect(process.terminationStatus == 5, "\((try? String(contentsOf: execErr, encoding: .utf8)) ?? "")")
         #expect(try String(contentsOf: execOut, encoding: .utf8) == "out\ntyped\u{1}\n")
         #expect(try String(contentsOf: execErr, encoding: .utf8) == "err\n")
+
+        // runc's /dev: the default devices, the links, and linux.devices.
+        let madeDevices = try Self.smRunc(["exec", "lc-exec", "sh", "-c",
+            "for d in null zero full random urandom tty fuse; do test -c /dev/$d || echo no-$d; done; " +
+            "test -L /dev/fd && test -L /dev/stdin && test -L /dev/ptmx || echo no-links; echo x > /dev/null; test -s /dev/null && echo null-is-a-file; " +
+            // chmod through the virtio-fs server (its seccomp list allows fchmodat, not chmod).
+            "echo > /tmp/mode; chmod 640 /tmp/mode; ls -l /tmp/mode | grep -q '^-rw-r-----' || echo chmod-failed; echo checked"], root: root)
+        #expect(madeDevices.status == 0 && madeDevices.stdout == "checked\n", "\(madeDevices.stdout) \(madeDevices.stderr)")
 
         // Detached: the proxy's pid is in --pid-file and carries the exit status.
         let pidFile = bundle.appendingPathComponent("exec.pid")

@@ -4,6 +4,11 @@
 #ifndef CPOSIX_H
 #define CPOSIX_H
 #include <spawn.h>
+#include <sys/types.h>
+#include <sys/sysmacros.h>
+
+/// makedev(3) is a macro; device numbers for mknod.
+static inline dev_t cposix_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 
 /// pipe2(fds, O_CLOEXEC).
 int cposix_pipe_cloexec(int fds[2]);

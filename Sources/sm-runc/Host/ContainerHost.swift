@@ -88,7 +88,8 @@ final class ContainerHost: @unchecked Sendable {
                                    rootReadonly: spec.root?.readonly, maskedPaths: spec.linux?.maskedPaths,
                                    readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
                                    state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self),
-                                   seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile)))
+                                   seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile),
+                                   devices: spec.linux?.devices))
         machine = try Machine(configuration)
         try state.save(record)
         prepared = true

@@ -28,7 +28,7 @@ extension PassthroughFileSystem {
             if let handle {
                 try fsCall("fchmod", argument) { fchmod(handle.fd.rawValue, mode) }
             } else {
-                try fsCall("chmod", argument) { chmod(path, mode) }
+                try fsCall("fchmodat", argument) { fchmodat(AT_FDCWD, path, mode, 0) }
             }
         }
         if change.has(FuseConstant.setattrUID) || change.has(FuseConstant.setattrGID) {

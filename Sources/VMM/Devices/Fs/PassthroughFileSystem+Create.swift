@@ -147,7 +147,7 @@ extension PassthroughFileSystem {
         var st = stat()
         try fsCall("fstat", argument) { fstatat(fd.rawValue, "", &st, Linux.AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
         if st.st_mode & 0o7777 != wanted {
-            try fsCall("chmod", argument) { chmod(Linux.procPath(fd), wanted) }
+            try fsCall("fchmodat", argument) { fchmodat(AT_FDCWD, Linux.procPath(fd), wanted, 0) }
         }
     }
 
