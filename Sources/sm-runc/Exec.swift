@@ -175,7 +175,12 @@ struct Exec: ParsableCommand {
         defer { sources.forEach { $0.cancel() } }
 
         guard let end = ControlChannel.readLine(connection) else {
-            throw RuntimeError("exec: the container's VMM went away before the process ended")
+            // The microVM ended (kill --all, the container's end, delete --force): the
+            // process went with it, as runc's exec'd processes die by SIGKILL with
+            // their container, so the proxy reports the same (137 to engines).
+            globals.reporter.debug("exec: the container's VMM went away before the process ended")
+            if ownTerminal { tcsetattr(0, TCSANOW, &saved) }
+            Signals.dieLike(SIGKILL)
         }
         let words = end.split(separator: " ", maxSplits: 1).map(String.init)
         switch (words.first, words.count == 2 ? Int32(words[1]) : nil) {
