@@ -270,12 +270,25 @@ enum Container {
         var terminal: Int32?
     }
 
+    /// On an emulating nested host the VMM gives the agent GLIBC_TUNABLES (on the
+    /// kernel command line) that turn off glibc's AVX code paths: there the guest
+    /// kernel cannot save YMM state (it runs with `noxsave`) while user code runs
+    /// natively with AVX enabled, so processes that use AVX corrupt each other's
+    /// registers. Container processes get the same value unless their spec sets
+    /// GLIBC_TUNABLES itself. On hardware KVM the agent has none and nothing changes.
+    static func withHostWorkarounds(_ environment: [String]) -> [String] {
+        guard let tunables = getenv("GLIBC_TUNABLES"), !environment.contains(where: { $0.hasPrefix("GLIBC_TUNABLES=") }) else {
+            return environment
+        }
+        return environment + ["GLIBC_TUNABLES=" + String(cString: tunables)]
+    }
+
     /// Starts `spec` in the container: with `terminal` on a pty of the container's
     /// devpts as its controlling terminal (its output travels as one stream),
     /// otherwise on three pipes.
     static func launch(_ spec: Spec.Process, seccomp: [UInt8]?) throws -> Launched {
         guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
-        let environment = spec.env ?? []
+        let environment = withHostWorkarounds(spec.env ?? [])
         let executable = resolve(args[0], environment: environment)
         if spec.terminal == true {
             // The pty comes from the container's devpts (as runc opens /dev/ptmx inside

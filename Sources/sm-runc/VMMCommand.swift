@@ -55,7 +55,11 @@ struct VMMCommand: ParsableCommand {
         let outcome = host.waitForEnd()
         switch outcome {
         case .exited(let code): throw ExitCode(code)
-        case .signaled(let signal): Signals.dieLike(signal)
+        case .signaled(let signal):
+            // The signal ended a process in the guest: a core of the VMM holds nothing of
+            // it and would pass for a VMM crash.
+            _ = cposix_set_dumpable(0)
+            Signals.dieLike(signal)
         case .failed(let message):
             reporter.error("container \(id): \(message)")
             throw ExitCode(255)

@@ -7,6 +7,11 @@
 #include <sys/types.h>
 #include <sys/sysmacros.h>
 
+#include <sys/prctl.h>
+
+/// prctl(2) is variadic: PR_SET_DUMPABLE (0: no core, /proc entries root-owned).
+static inline int cposix_set_dumpable(int dumpable) { return prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); }
+
 /// makedev(3) is a macro; device numbers for mknod.
 static inline dev_t cposix_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 

@@ -30,6 +30,7 @@ public enum SeccompPolicy {
         UInt64(PR_GET_NO_NEW_PRIVS),                // libseccomp checks it before loading a thread's filter
         UInt64(PR_SET_NO_NEW_PRIVS),                // ...and sets it (already set: no change)
         UInt64(PR_GET_SECCOMP),                     // libseccomp probes the mode
+        UInt64(PR_SET_DUMPABLE),                    // no host core when the VMM re-raises the container's signal
     ]
 
     /// Every thread (the widest list): memory, threads, time, signals, the files and

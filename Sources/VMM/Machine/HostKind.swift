@@ -20,6 +20,10 @@ public enum HostKind: String, Sendable, CaseIterable {
         return .hardware
     }
 
+    /// glibc (2.33+) hwcaps names for the AVX families and the preference that picks
+    /// AVX memmove; unknown names are ignored by glibc.
+    public static let glibcTunables = "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX_Fast_Unaligned_Load"
+
     public var summary: String {
         switch self {
         case .hardware:
@@ -48,6 +52,11 @@ public enum HostKind: String, Sendable, CaseIterable {
                 // Boot work that costs seconds under emulation: write-protecting
                 // kernel text/rodata page by page (guest-internal hardening only).
                 "rodata=off",
+                // Passed to the agent (and by it to container processes) as environment:
+                // glibc's AVX code paths off. Guest user code runs natively with the
+                // host's XCR0 (AVX on) while the guest kernel, with noxsave, saves no
+                // YMM state at context switches: AVX users corrupt each other.
+                "GLIBC_TUNABLES=" + Self.glibcTunables,
             ]
         }
     }
