@@ -82,7 +82,8 @@ extension VMBootTests {
                 machine = try Machine(configuration, snapshotPath: SnapshotBootTests.snapshotPath, identity: SnapshotBootTests.identity)
                 restoreMilliseconds = (monotonicSeconds() - began) * 1000
                 print("restore \(name): VMM side \(formatFixed(restoreMilliseconds, digits: 2)) ms (file checks + RAM map + state), " +
-                      "of which machine build and state load \(formatFixed((machine.restoreSeconds ?? 0) * 1000, digits: 2)) ms")
+                      "of which machine build and state load \(formatFixed((machine.restoreSeconds ?? 0) * 1000, digits: 2)) ms: " +
+                      machine.restoreSteps.map { "\($0.step) \(formatFixed($0.seconds * 1000, digits: 2)) ms" }.joined(separator: ", "))
             }
         }
 

@@ -25,6 +25,9 @@ public final class Machine: @unchecked Sendable {
     /// Wall seconds from the start of `init` to a restored machine ready to run
     /// (KVM VM, RAM mapped, devices, irqchip, clock and vCPU state); nil for a boot.
     public let restoreSeconds: Double?
+    /// Where `restoreSeconds` went, in order (KVM VM and irqchip, RAM mapping,
+    /// devices, machine and vCPU state); empty for a boot.
+    public private(set) var restoreSteps: [(step: String, seconds: Double)] = []
     private let mmio: Bus
     private let pio: Bus
     private let statistics = ExitStatistics()
@@ -90,12 +93,15 @@ public final class Machine: @unchecked Sendable {
                 throw SnapshotError.unsupported("the snapshot was made \(configuration.pit ? "without" : "with") a PIT, this machine is configured \(configuration.pit ? "with" : "without")")
             }
         }
+        let vmReady = monotonicSeconds()
         let memory = try snapshot?.mapMemory() ?? GuestMemory(size: ramBytes)
         self.memory = memory
+        let mapped = monotonicSeconds()
         try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: ramBytes, hostAddress: memory.hostAddress)
 
         let entry = snapshot == nil ? try Self.loadKernel(configuration, into: memory, ramBytes: ramBytes) : nil
 
+        let memoryReady = monotonicSeconds()
         // Devices.
         eventLoop = try EventLoop()
         var mmio = Bus(name: "MMIO")
@@ -153,11 +159,17 @@ public final class Machine: @unchecked Sendable {
                 throw SnapshotError.malformed("the snapshot has \(snapshot.devices.devices.count) virtio devices, this machine \(transports.count)")
             }
             for (transport, saved) in zip(transports, snapshot.devices.devices) { try transport.restoreState(saved) }
+            let devicesReady = monotonicSeconds()
             try snapshot.restore(into: vm, vcpus: [vcpu], system: kvm)
+            let stateReady = monotonicSeconds()
             // After the irqchip: interrupts raised now must not be overwritten by it.
             for transport in transports { transport.kickAfterRestore() }
-            restoreSeconds = monotonicSeconds() - started
+            restoreSeconds = stateReady - started
             setupCPU = processCPUSeconds() - cpuAtStart
+            restoreSteps = [("KVM VM + irqchip", vmReady - started), ("RAM map MAP_PRIVATE", mapped - vmReady),
+                            ("KVM memory slot", memoryReady - mapped),
+                            ("devices (attach + state)", devicesReady - memoryReady),
+                            ("irqchip/clock/vCPU state", stateReady - devicesReady)]
             sendConsoleInput(try SnapshotPoint.wakeUpLine())
             log("machine restored from \(snapshot.path): \(configuration.memoryMiB) MiB RAM, " +
                 "\(formatFixed(restoreSeconds! * 1000, digits: 2)) ms")
