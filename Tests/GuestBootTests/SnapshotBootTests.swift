@@ -19,6 +19,8 @@ extension VMBootTests {
             let path = "/tmp/sm-snap-\(getpid())"
             try? FileManager.default.createDirectory(atPath: path + "/rootfs", withIntermediateDirectories: true)
             try? FileManager.default.createDirectory(atPath: path + "/binds", withIntermediateDirectories: true)
+            // The snapshot is 128 MiB of (partly sparse) RAM: gone when the test process ends.
+            atexit { try? FileManager.default.removeItem(atPath: "/tmp/sm-snap-\(getpid())") }
             return path
         }()
         static var snapshotPath: String { directory + "/guest.snap" }
