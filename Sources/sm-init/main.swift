@@ -115,6 +115,7 @@ func serve(_ channel: Channel) {
 
 if mounted {
     say(ReadyLine(uptime: uptime()).rendered)
+    if SnapshotPoint.requested() { SnapshotPoint.awaitWakeUp() }
     if let channel = connectToHost() { serve(channel) }
 }
 endGuest()

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <linux/vm_sockets.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/random.h>
 
 /// reboot(2) with RB_AUTOBOOT: with the kernel's `reboot=t` the VM ends as a triple fault.
 static inline int cguest_restart(void) { return reboot(RB_AUTOBOOT); }
@@ -103,6 +105,20 @@ static inline int cguest_set_ambient(unsigned long long ambient, int last) {
 static inline int cguest_load_seccomp(const void *program, unsigned long bytes) {
     struct sock_fprog prog = {(unsigned short)(bytes / sizeof(struct sock_filter)), (struct sock_filter *)program};
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+/// Credits `length` (at most 64) bytes of host randomness to the kernel's entropy
+/// pool (RNDADDENTROPY on `fd`, an open /dev/urandom) and reseeds the CRNG from it
+/// (RNDRESEEDCRNG): a guest restored from a snapshot must not repeat the random
+/// numbers of its siblings. 0, or -1 and errno.
+static inline int cguest_add_entropy(int fd, const unsigned char *bytes, int length) {
+    struct { int entropy_count; int buf_size; unsigned char buf[64]; } info;
+    if (length < 0 || length > 64) { errno = EINVAL; return -1; }
+    info.entropy_count = length * 8;
+    info.buf_size = length;
+    memcpy(info.buf, bytes, (size_t)length);
+    if (ioctl(fd, RNDADDENTROPY, &info) != 0) return -1;
+    return ioctl(fd, RNDRESEEDCRNG);
 }
 
 #endif

@@ -19,6 +19,15 @@ public final class Machine: @unchecked Sendable {
     private let eventLoop: EventLoop
     private let console: VirtioConsole
     private let consoleTransport: VirtioMMIOTransport
+    /// Every virtio transport, in slot order.
+    private let transports: [VirtioMMIOTransport]
+    let snapshotReady: SnapshotReadyWatcher
+    /// Wall seconds from the start of `init` to a restored machine ready to run
+    /// (KVM VM, RAM mapped, devices, irqchip, clock and vCPU state); nil for a boot.
+    public let restoreSeconds: Double?
+    /// Where `restoreSeconds` went, in order (KVM VM and irqchip, RAM mapping,
+    /// devices, machine and vCPU state); empty for a boot.
+    public private(set) var restoreSteps: [(step: String, seconds: Double)] = []
     private let mmio: Bus
     private let pio: Bus
     private let statistics = ExitStatistics()
@@ -40,7 +49,14 @@ public final class Machine: @unchecked Sendable {
     public static let guestCID: UInt64 = 3
 
     /// Builds the machine: nothing runs until `run`.
-    public init(_ configuration: MachineConfiguration) throws {
+    public convenience init(_ configuration: MachineConfiguration) throws {
+        try self.init(configuration, restoring: nil)
+    }
+
+    /// Builds the machine that boots (`snapshot` nil) or continues `snapshot`: its RAM
+    /// mapped MAP_PRIVATE from the file, its irqchip, PIT, clock, devices and vCPU
+    /// as captured, and the wake-up line queued on the console for the agent.
+    init(_ configuration: MachineConfiguration, restoring snapshot: Snapshot?) throws {
         started = monotonicSeconds()
         cpuAtStart = processCPUSeconds()
         self.configuration = configuration
@@ -66,33 +82,42 @@ public final class Machine: @unchecked Sendable {
         try vm.createIRQChip()
         if configuration.pit { try vm.createPIT() }
 
-        let memory = try GuestMemory(size: ramBytes)
-        self.memory = memory
-        try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: ramBytes, hostAddress: memory.hostAddress)
-
-        // Kernel, initrd, boot tables: copied into guest RAM straight from file mappings.
-        let kernel = try MappedFile(configuration.kernelPath, what: "kernel")
-        let image = try kernel.withBytes { try ELFLoader.load($0, name: configuration.kernelPath, into: memory) }
-        var initrd: (address: GuestAddress, size: Int)?
-        if let source = configuration.initrd {
-            func place(_ bytes: UnsafeRawBufferPointer) throws {
-                let address = try BootParams.initrdAddress(size: bytes.count, ramSize: ramBytes, kernelEnd: image.end)
-                try memory.write(bytes: bytes, at: address)
-                initrd = (address, bytes.count)
+        if let snapshot {
+            guard snapshot.header.memorySize == ramBytes else {
+                throw SnapshotError.memorySizeMismatch(found: snapshot.header.memorySize, expected: ramBytes)
             }
-            switch source {
-            case .file(let path): try MappedFile(path, what: "initrd").withBytes(place)
-            case .bytes(let built): try built.withUnsafeBytes(place)
+            guard snapshot.header.vcpuCount == configuration.vcpuCount else {
+                throw SnapshotError.vcpuCountMismatch(found: snapshot.header.vcpuCount, expected: configuration.vcpuCount)
+            }
+            guard (snapshot.machine.pit != nil) == configuration.pit else {
+                throw SnapshotError.unsupported("the snapshot was made \(configuration.pit ? "without" : "with") a PIT, this machine is configured \(configuration.pit ? "with" : "without")")
             }
         }
-        try X86VCPUSetup.writeBootTables(to: memory)
-        try MPTable(cpuCount: configuration.vcpuCount).write(to: memory)
+        let vmReady = monotonicSeconds()
+        let memory = try snapshot?.mapMemory() ?? GuestMemory(size: ramBytes)
+        self.memory = memory
+        let mapped = monotonicSeconds()
+        try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: ramBytes, hostAddress: memory.hostAddress)
 
+        let entry = snapshot == nil ? try Self.loadKernel(configuration, into: memory, ramBytes: ramBytes) : nil
+
+        let memoryReady = monotonicSeconds()
         // Devices.
         eventLoop = try EventLoop()
         var mmio = Bus(name: "MMIO")
         var pio = Bus(name: "port I/O")
-        let output = configuration.consoleOutput
+        let userOutput = configuration.consoleOutput
+        let watcher = SnapshotReadyWatcher()
+        snapshotReady = watcher
+        let output: @Sendable ([UInt8]) -> Void
+        if configuration.snapshotPoint {
+            output = { bytes in
+                watcher.feed(bytes)
+                userOutput(bytes)
+            }
+        } else {
+            output = userOutput
+        }
         var slots = VirtioSlots(vm: vm, memory: memory, loop: eventLoop, log: log)
         console = VirtioConsole(output: output)
         consoleTransport = try slots.attach(console, name: "virtio-console", bus: &mmio)
@@ -111,6 +136,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.mmio = mmio
         self.pio = pio
+        transports = slots.transports
 
         var parameters = MachineConfiguration.baseKernelParameters + hostKind.kernelWorkarounds
         if configuration.earlySerial { parameters.append("earlyprintk=serial,0x3f8,115200") }
@@ -121,18 +147,66 @@ public final class Machine: @unchecked Sendable {
             }
             parameters += ["root=\(root.tag)", "rootfstype=virtiofs", share.readOnly ? "ro" : "rw", "init=\(root.initPath)"]
         }
+        if configuration.snapshotPoint { parameters.append(SnapshotPoint.kernelParameter) }
         parameters += configuration.extraKernelParameters
         commandLine = parameters.joined(separator: " ")
+
+        vcpu = try vm.createVCPU(index: 0)
+        if let snapshot {
+            // The command line is in the restored RAM already; this one only has to
+            // describe the same devices, which the device section checks slot by slot.
+            guard snapshot.devices.devices.count == transports.count else {
+                throw SnapshotError.malformed("the snapshot has \(snapshot.devices.devices.count) virtio devices, this machine \(transports.count)")
+            }
+            for (transport, saved) in zip(transports, snapshot.devices.devices) { try transport.restoreState(saved) }
+            let devicesReady = monotonicSeconds()
+            try snapshot.restore(into: vm, vcpus: [vcpu], system: kvm)
+            let stateReady = monotonicSeconds()
+            // After the irqchip: interrupts raised now must not be overwritten by it.
+            for transport in transports { transport.kickAfterRestore() }
+            restoreSeconds = stateReady - started
+            setupCPU = processCPUSeconds() - cpuAtStart
+            restoreSteps = [("KVM VM + irqchip", vmReady - started), ("RAM map MAP_PRIVATE", mapped - vmReady),
+                            ("KVM memory slot", memoryReady - mapped),
+                            ("devices (attach + state)", devicesReady - memoryReady),
+                            ("irqchip/clock/vCPU state", stateReady - devicesReady)]
+            sendConsoleInput(try SnapshotPoint.wakeUpLine())
+            log("machine restored from \(snapshot.path): \(configuration.memoryMiB) MiB RAM, " +
+                "\(formatFixed(restoreSeconds! * 1000, digits: 2)) ms")
+            return
+        }
+        restoreSeconds = nil
         log("kernel command line: \(commandLine)")
-        var bootParams = BootParams(commandLine: commandLine, ramSize: ramBytes, initrd: initrd)
+        var bootParams = BootParams(commandLine: commandLine, ramSize: ramBytes, initrd: entry!.initrd)
         bootParams.randomSeed = try hostRandomBytes(32)
         try bootParams.write(to: memory)
 
-        vcpu = try vm.createVCPU(index: 0)
-        try X86VCPUSetup.configure(vcpu, entry: image.entry, cpuid: try kvm.supportedCPUID(), cpuCount: configuration.vcpuCount)
+        try X86VCPUSetup.configure(vcpu, entry: entry!.entry, cpuid: try kvm.supportedCPUID(), cpuCount: configuration.vcpuCount)
         setupCPU = processCPUSeconds() - cpuAtStart
-        log("machine built: \(configuration.memoryMiB) MiB RAM, kernel entry \(image.entry), " +
+        log("machine built: \(configuration.memoryMiB) MiB RAM, kernel entry \(entry!.entry), " +
             "\(formatFixed((monotonicSeconds() - started) * 1000, digits: 1)) ms")
+    }
+
+    /// Copies the kernel, initrd and boot tables into guest RAM straight from file mappings.
+    private static func loadKernel(_ configuration: MachineConfiguration, into memory: GuestMemory,
+                                   ramBytes: UInt64) throws -> (entry: GuestAddress, initrd: (address: GuestAddress, size: Int)?) {
+        let kernel = try MappedFile(configuration.kernelPath, what: "kernel")
+        let image = try kernel.withBytes { try ELFLoader.load($0, name: configuration.kernelPath, into: memory) }
+        var initrd: (address: GuestAddress, size: Int)?
+        if let source = configuration.initrd {
+            func place(_ bytes: UnsafeRawBufferPointer) throws {
+                let address = try BootParams.initrdAddress(size: bytes.count, ramSize: ramBytes, kernelEnd: image.end)
+                try memory.write(bytes: bytes, at: address)
+                initrd = (address, bytes.count)
+            }
+            switch source {
+            case .file(let path): try MappedFile(path, what: "initrd").withBytes(place)
+            case .bytes(let built): try built.withUnsafeBytes(place)
+            }
+        }
+        try X86VCPUSetup.writeBootTables(to: memory)
+        try MPTable(cpuCount: configuration.vcpuCount).write(to: memory)
+        return (image.entry, initrd)
     }
 
     /// Host input for the guest console (e.g. the VMM's stdin).
@@ -142,8 +216,33 @@ public final class Machine: @unchecked Sendable {
         }
     }
 
-    /// Boots and runs the guest until it ends, fails, or the deadline passes.
+    /// Boots (or continues a restored guest) and runs until it ends, fails, or the deadline passes.
     public func run() throws -> MachineReport {
+        let running = try launch()
+        if let deadline = configuration.deadlineSeconds {
+            if running.finished.wait(timeout: .now() + deadline) == .timedOut {
+                stop(running.thread)
+                running.finished.wait()
+                running.result.withLock { if $0 == nil || $0 == .vmmError("stopped") { $0 = .deadlineExceeded(seconds: deadline) } }
+            }
+        } else {
+            running.finished.wait()
+        }
+        return finish(running)
+    }
+
+    /// The threads of a running machine.
+    final class Running: @unchecked Sendable {
+        let finished = DispatchSemaphore(value: 0)
+        let result = Mutex<GuestExit?>(nil)
+        // Set by `launch` before anyone else sees this object.
+        var thread: OSThread!
+        var profiler: DispatchSourceTimer?
+        var exit: GuestExit? { result.withLock { $0 } }
+    }
+
+    /// Starts the event loop and the vCPU thread.
+    func launch() throws -> Running {
         guard ckvm_install_kick_handler() == 0 else {
             throw SystemCallError(call: "sigaction", argument: "vCPU kick signal", errno: .init(rawValue: errno))
         }
@@ -155,8 +254,7 @@ public final class Machine: @unchecked Sendable {
             eventLoopReady.signal()
         })
         eventLoopReady.wait()
-        let finished = DispatchSemaphore(value: 0)
-        let result = Mutex<GuestExit?>(nil)
+        let running = Running()
         let thread = OSThread(name: "sm-vcpu0") { [self] in
             let exit: GuestExit
             do {
@@ -167,28 +265,24 @@ public final class Machine: @unchecked Sendable {
             } catch {
                 exit = .vmmError("\(error)")
             }
-            result.withLock { $0 = exit }
-            finished.signal()
+            running.result.withLock { $0 = exit }
+            running.finished.signal()
         }
+        running.thread = thread
         vcpuThread = thread
         try thread.start()
+        running.profiler = startProfiler()
+        return running
+    }
 
-        let profiler = startProfiler()
-        if let deadline = configuration.deadlineSeconds {
-            if finished.wait(timeout: .now() + deadline) == .timedOut {
-                stop(thread)
-                finished.wait()
-                result.withLock { if $0 == nil || $0 == .vmmError("stopped") { $0 = .deadlineExceeded(seconds: deadline) } }
-            }
-        } else {
-            finished.wait()
-        }
-        thread.join()
+    /// Joins the ended vCPU thread, stops the event loop, reports.
+    func finish(_ running: Running) -> MachineReport {
+        running.thread.join()
         vcpuThread = nil          // the thread's closure holds this machine
-        profiler?.cancel()
+        running.profiler?.cancel()
         eventLoop.stop()
 
-        let exit = result.withLock { $0 } ?? .vmmError("vCPU thread ended without a result")
+        let exit = running.exit ?? .vmmError("vCPU thread ended without a result")
         return MachineReport(
             exit: exit, hostKind: hostKind, commandLine: commandLine, exits: statistics.snapshot,
             wallSeconds: monotonicSeconds() - started, processCPUSeconds: processCPUSeconds() - cpuAtStart,
@@ -209,6 +303,19 @@ public final class Machine: @unchecked Sendable {
             usleep(10_000)
         }
         return vcpuParked.load(ordering: .sequentiallyConsistent)
+    }
+
+    /// Captures the paused guest into a snapshot file: stops the event loop, serves
+    /// what the driver queued (so no request is in flight), then saves the devices,
+    /// the VM-wide state and the vCPU, and writes RAM. The machine cannot run on.
+    func captureStopped(to path: String, identity: SnapshotIdentity) throws {
+        guard vcpuParked.load(ordering: .sequentiallyConsistent) else { throw MachineError.snapshotFailed("the vCPU is not paused") }
+        eventLoop.stop()
+        let devices = DeviceStates(devices: try transports.map { try $0.captureState() })
+        let machineState = try MachineState.capture(vm)
+        let vcpuState = try VCPUState.capture(vcpu, system: kvm)
+        try SnapshotFile.write(to: path, identity: identity, machine: machineState, vcpus: [vcpuState],
+                               devices: devices, memory: memory)
     }
 
     /// Lets a paused guest run on.
@@ -360,12 +467,14 @@ public enum MachineError: Error, CustomStringConvertible {
     case invalidConfiguration(String)
     case missingCapability(String)
     case readFailed(what: String, path: String, SystemCallError)
+    case snapshotFailed(String)
 
     public var description: String {
         switch self {
         case .invalidConfiguration(let what): return "invalid machine configuration: \(what)"
         case .missingCapability(let name): return "/dev/kvm lacks \(name)"
         case let .readFailed(what, path, error): return "read \(what) `\(path)`: \(error.errno)"
+        case .snapshotFailed(let why): return "snapshot: \(why)"
         }
     }
 }

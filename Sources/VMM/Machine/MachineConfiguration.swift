@@ -22,6 +22,9 @@ public struct MachineConfiguration: Sendable {
     public var earlySerial = false
     /// Create the in-kernel i8254 PIT (off: the guest times with the local APIC and kvmclock/TSC).
     public var pit = false
+    /// Boot for a snapshot: `sm.snapshot=1` tells the agent to stop at its quiescent
+    /// point (see `SnapshotPoint`) and the VMM watches the console for it.
+    public var snapshotPoint = false
     /// The VMM stops the guest with an error after this many seconds (nil: never).
     public var deadlineSeconds: Double?
     /// Sample the guest's instruction pointer this often (0: off); see `GuestProfile`.

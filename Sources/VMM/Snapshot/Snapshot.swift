@@ -9,9 +9,13 @@ public final class Snapshot: Sendable {
     public let header: SnapshotHeader
     public let machine: MachineState
     public let vcpus: [VCPUState]
+    /// The virtio devices (format 2).
+    public let devices: DeviceStates
     private let file: OwnedDescriptor
 
-    private init(path: String, header: SnapshotHeader, machine: MachineState, vcpus: [VCPUState], file: OwnedDescriptor) {
+    private init(path: String, header: SnapshotHeader, machine: MachineState, vcpus: [VCPUState], devices: DeviceStates,
+                 file: OwnedDescriptor) {
+        self.devices = devices
         self.path = path
         self.header = header
         self.machine = machine
@@ -52,7 +56,7 @@ public final class Snapshot: Sendable {
         let fileSize = try counts.u64()
 
         guard (1...F.maximumVCPUs).contains(vcpuTotal) else { throw .malformed("\(vcpuTotal) vCPUs, at most \(F.maximumVCPUs)") }
-        guard sectionCount == 1 + vcpuTotal else { throw .malformed("\(sectionCount) sections for \(vcpuTotal) vCPUs") }
+        guard sectionCount == 2 + vcpuTotal else { throw .malformed("\(sectionCount) sections for \(vcpuTotal) vCPUs") }
         guard Int(headerLength) == F.fixedHeaderBytes + sectionCount * F.sectionEntryBytes else {
             throw .malformed("header length \(headerLength) for \(sectionCount) sections")
         }
@@ -80,6 +84,7 @@ public final class Snapshot: Sendable {
         if let memorySize, memorySize != ramSize { throw .memorySizeMismatch(found: ramSize, expected: memorySize) }
 
         var machine: MachineState?
+        var devices: DeviceStates?
         var vcpus = [VCPUState?](repeating: nil, count: vcpuTotal)
         var table = SnapshotReader(Array(state[F.fixedHeaderBytes..<Int(headerLength)]), what: "section table")
         for _ in 0..<sectionCount {
@@ -99,16 +104,22 @@ public final class Snapshot: Sendable {
                 var reader = SnapshotReader(bytes, what: "vCPU \(index) state")
                 vcpus[Int(index)] = try VCPUState.decode(from: &reader)
                 try reader.finish()
+            case .devices:
+                guard devices == nil, index == 0 else { throw .malformed("device section repeated") }
+                var reader = SnapshotReader(bytes, what: "device state")
+                devices = try DeviceStates.decode(from: &reader)
+                try reader.finish()
             case nil:
                 throw .malformed("unknown section kind \(kind)")
             }
         }
         guard let machine else { throw .malformed("no machine section") }
+        guard let devices else { throw .malformed("no device section") }
         let states = vcpus.compactMap { $0 }
         guard states.count == vcpuTotal else { throw .malformed("\(vcpuTotal - states.count) vCPU sections missing") }
         let header = SnapshotHeader(formatVersion: format, identity: SnapshotIdentity(vmmVersion: version, kernel: kernel, agent: agent),
                                     vcpuCount: vcpuTotal, memorySize: ramSize, memoryOffset: ramOffset)
-        return Snapshot(path: path, header: header, machine: machine, vcpus: states, file: file)
+        return Snapshot(path: path, header: header, machine: machine, vcpus: states, devices: devices, file: file)
     }
 
     /// Guest RAM, mapped copy-on-write from the file: restored VMs share its pages.

@@ -18,7 +18,8 @@ import Glibc
 ///     144   SHA-256 of [0, RAM offset) with these 32 bytes zero
 ///     176   zero up to 256
 ///     256   section table: kind u32, index u32, offset u64, length u64 (24 bytes each)
-///           sections (8-byte aligned): the machine state, then one per vCPU
+///           sections (8-byte aligned): the machine state, one per vCPU, then the
+///           devices (virtio-mmio transports, queues, device state; format 2)
 ///           zero padding to the RAM offset
 ///     RAM   guest RAM, mapped MAP_PRIVATE on restore
 ///
@@ -27,7 +28,7 @@ import Glibc
 /// the size checks, and the file is trusted (0600 in a root-owned cache).
 public enum SnapshotFile {
     static let magic: [UInt8] = Array("SMRUNCSN".utf8)
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
     static let fixedHeaderBytes = 256
     static let sectionEntryBytes = 24
     static let checksumOffset = 144
@@ -41,13 +42,15 @@ public enum SnapshotFile {
     enum SectionKind: UInt32 {
         case machine = 1
         case vcpu = 2
+        case devices = 3
     }
 
     /// Writes a snapshot to `path` (mode 0600) through a temporary file renamed into
     /// place, so a reader never sees a partial snapshot. Pages of guest RAM that are
     /// all zero are left as holes.
     public static func write(to path: String, identity: SnapshotIdentity, machine: MachineState,
-                             vcpus: [VCPUState], memory: GuestMemory) throws(SnapshotError) {
+                             vcpus: [VCPUState], devices: DeviceStates = DeviceStates(),
+                             memory: GuestMemory) throws(SnapshotError) {
         try identity.validate()
         guard (1...maximumVCPUs).contains(vcpus.count) else { throw .invalidArgument("\(vcpus.count) vCPUs: want 1 to \(maximumVCPUs)") }
 
@@ -60,6 +63,9 @@ public enum SnapshotFile {
             vcpu.encode(into: &writer)
             sections.append((.vcpu, UInt32(i), writer.bytes))
         }
+        var deviceWriter = SnapshotWriter()
+        devices.encode(into: &deviceWriter)
+        sections.append((.devices, 0, deviceWriter.bytes))
         let headerLength = fixedHeaderBytes + sections.count * sectionEntryBytes
         var offset = headerLength
         var table: [(kind: UInt32, index: UInt32, offset: UInt64, length: UInt64)] = []

@@ -58,6 +58,23 @@ public final class VirtioConsole: VirtioDevice, @unchecked Sendable {
 
     public func reset() { pendingInput.removeAll() }
 
+    /// Snapshot state: the window size and host input the guest has not taken yet.
+    public func captureState() throws(SnapshotError) -> [UInt8] {
+        var writer = SnapshotWriter()
+        writer.u32(UInt32(columns))
+        writer.u32(UInt32(rows))
+        writer.blob(pendingInput)
+        return writer.bytes
+    }
+
+    public func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError) {
+        var reader = SnapshotReader(bytes, what: "virtio-console state")
+        columns = try reader.u16(in: "columns")
+        rows = try reader.u16(in: "rows")
+        pendingInput = try reader.blob(maximum: Self.maxPendingInput, of: "pending input")
+        try reader.finish()
+    }
+
     public func process(queue index: Int, queues: inout VirtioQueues) throws(Virtqueue.QueueError) {
         switch index {
         case Self.transmitQueue:

@@ -43,6 +43,37 @@ public final class FuseServer {
         fileSystem.reset()
     }
 
+    /// Snapshot state: the session INIT agreed on (none for a share not mounted yet)
+    /// and, within a session, every inode and handle the guest holds.
+    func captureState() throws(SnapshotError) -> [UInt8] {
+        var writer = SnapshotWriter()
+        guard let session else {
+            writer.u8(0)
+            return writer.bytes
+        }
+        writer.u8(1)
+        writer.u32(session.minor)
+        writer.u32(session.flags)
+        writer.u32(session.maxWrite)
+        try fileSystem.captureState(into: &writer)
+        return writer.bytes
+    }
+
+    func restoreState(_ bytes: [UInt8]) throws(SnapshotError) {
+        var reader = SnapshotReader(bytes, what: "virtio-fs `\(fileSystem.rootPath)` state")
+        reset()
+        if try reader.flag("session") {
+            let minor = try reader.u32(), flags = try reader.u32(), maxWrite = try reader.u32()
+            guard minor >= FuseConstant.oldestMinor, minor <= FuseConstant.kernelMinor, flags & ~Self.supportedFlags == 0,
+                  maxWrite > 0, Int(maxWrite) <= limits.maxWrite else {
+                throw .malformed("\(reader.what): session 7.\(minor) flags 0x\(String(flags, radix: 16)) max write \(maxWrite)")
+            }
+            try fileSystem.restoreState(from: &reader)
+            session = Session(minor: minor, flags: flags, maxWrite: maxWrite)
+        }
+        try reader.finish()
+    }
+
     /// Handles one message. Returns the reply (fuse_out_header and payload), or nil
     /// when nothing is to be written (FORGET, BATCH_FORGET, INTERRUPT, or a message
     /// without a readable header).

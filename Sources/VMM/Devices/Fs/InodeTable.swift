@@ -131,3 +131,36 @@ struct HandleTable {
 
     mutating func removeAll() { handles.removeAll() }
 }
+
+// MARK: - snapshots
+
+extension InodeTable {
+    /// Every inode but the root, by nodeid.
+    var nonRootNodes: [(id: UInt64, inode: Inode)] {
+        nodes.filter { $0.key != FuseConstant.rootID }.map { ($0.key, $0.value) }.sorted { $0.id < $1.id }
+    }
+
+    var nextNodeID: UInt64 { nextID }
+    var root: Inode { nodes[FuseConstant.rootID]! }
+
+    /// The table of a restored session: the root plus `restored`, nodeids kept.
+    init(root: Inode, restored: [(id: UInt64, inode: Inode)], nextID: UInt64) {
+        nodes[FuseConstant.rootID] = root
+        byKey[root.key] = FuseConstant.rootID
+        for (id, inode) in restored {
+            nodes[id] = inode
+            if byKey[inode.key] == nil { byKey[inode.key] = id }
+        }
+        self.nextID = nextID
+    }
+}
+
+extension HandleTable {
+    var all: [(fh: UInt64, handle: FileHandle)] { handles.map { ($0.key, $0.value) }.sorted { $0.fh < $1.fh } }
+    var nextHandleID: UInt64 { nextID }
+
+    init(restored: [(fh: UInt64, handle: FileHandle)], nextID: UInt64) {
+        for (fh, handle) in restored { handles[fh] = handle }
+        self.nextID = nextID
+    }
+}

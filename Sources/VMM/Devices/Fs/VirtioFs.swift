@@ -63,6 +63,12 @@ public final class VirtioFs: VirtioDevice, @unchecked Sendable {
 
     public func reset() { server.reset() }
 
+    public func captureState() throws(SnapshotError) -> [UInt8] { try server.captureState() }
+
+    public func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError) {
+        try server.restoreState(bytes)
+    }
+
     public func process(queue index: Int, queues: inout VirtioQueues) throws(Virtqueue.QueueError) {
         guard index == Self.hiprioQueue || index == Self.requestQueue else { return }
         while let chain = try queues.pop(index) {

@@ -17,6 +17,19 @@ public protocol VirtioDevice: AnyObject {
     func process(queue index: Int, queues: inout VirtioQueues) throws(Virtqueue.QueueError)
     /// The driver reset the device.
     func reset()
+    /// The device's own state for a snapshot (called under the transport lock, with
+    /// the guest stopped); throws when the device is not at a point it can be saved.
+    func captureState() throws(SnapshotError) -> [UInt8]
+    /// Takes back what `captureState` saved, in a fresh device of a restored machine.
+    func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError)
+}
+
+extension VirtioDevice {
+    /// Stateless devices save nothing.
+    public func captureState() throws(SnapshotError) -> [UInt8] { [] }
+    public func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError) {
+        guard bytes.isEmpty else { throw .malformed("device type \(deviceType): \(bytes.count) bytes of state for a stateless device") }
+    }
 }
 
 /// Feature bits common to all devices (virtio 1.2 §6).

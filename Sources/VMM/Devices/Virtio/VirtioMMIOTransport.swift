@@ -139,6 +139,79 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         if raise { interrupt() }
     }
 
+    // MARK: - snapshots
+
+    /// The registers, queues and device state, with the guest stopped: first serves
+    /// whatever the driver made available (a notification may still sit in an
+    /// ioeventfd the stopped event loop never read), so nothing is in flight.
+    public func captureState() throws(SnapshotError) -> DeviceSnapshot {
+        for queue in 0..<queueCount { queueNotified(queue) }
+        return try lock.withLock { _ throws(SnapshotError) -> DeviceSnapshot in
+            let queueStates = queues.queues.map {
+                QueueState(size: $0.size, ready: $0.ready, descriptorTable: $0.descriptorTable.rawValue,
+                           availableRing: $0.availableRing.rawValue, usedRing: $0.usedRing.rawValue,
+                           nextAvailable: $0.nextAvailable, nextUsed: $0.nextUsed)
+            }
+            let transport = TransportState(
+                deviceFeaturesSelect: deviceFeaturesSelect, driverFeaturesSelect: driverFeaturesSelect,
+                driverFeatures: driverFeatures, queueSelect: queueSelect, status: status, interruptStatus: interruptStatus,
+                configGeneration: configGeneration, failed: failed, interruptPending: queues.interruptPending, queues: queueStates)
+            let deviceState: [UInt8]
+            do { deviceState = try device.captureState() } catch { throw .unsupported("\(name): \(error)") }
+            return DeviceSnapshot(name: name, deviceType: device.deviceType, transport: transport, device: deviceState)
+        }
+    }
+
+    /// Puts a captured state into this fresh transport (same device type, same queue
+    /// count); every queue the driver had ready must lie inside guest RAM.
+    public func restoreState(_ saved: DeviceSnapshot) throws(SnapshotError) {
+        try lock.withLock { _ throws(SnapshotError) in
+            guard saved.deviceType == device.deviceType, saved.name == name else {
+                throw .malformed("slot of `\(name)` (type \(device.deviceType)) holds `\(saved.name)` (type \(saved.deviceType)) in the snapshot")
+            }
+            let t = saved.transport
+            guard t.queues.count == queues.queues.count else {
+                throw .malformed("\(name): \(t.queues.count) queues in the snapshot, the device has \(queues.queues.count)")
+            }
+            guard t.driverFeatures & ~device.features == 0 else {
+                throw .malformed("\(name): driver features 0x\(String(t.driverFeatures, radix: 16)) not offered by this device")
+            }
+            var restored = queues.queues
+            for (i, q) in t.queues.enumerated() {
+                var queue = Virtqueue(maxSize: restored[i].maxSize)
+                queue.size = q.size
+                queue.descriptorTable = GuestAddress(q.descriptorTable)
+                queue.availableRing = GuestAddress(q.availableRing)
+                queue.usedRing = GuestAddress(q.usedRing)
+                queue.restorePositions(nextAvailable: q.nextAvailable, nextUsed: q.nextUsed)
+                if q.ready {
+                    if let problem = queue.validate(in: memory) { throw .malformed("\(name): queue \(i): \(problem)") }
+                    queue.ready = true
+                }
+                restored[i] = queue
+            }
+            queues.queues = restored
+            queues.interruptPending = t.interruptPending
+            deviceFeaturesSelect = t.deviceFeaturesSelect
+            driverFeaturesSelect = t.driverFeaturesSelect
+            driverFeatures = t.driverFeatures
+            queueSelect = t.queueSelect
+            status = t.status
+            interruptStatus = t.interruptStatus
+            configGeneration = t.configGeneration
+            failed = t.failed
+            do { try device.restoreState(saved.device, queues: &queues) } catch { throw .malformed("\(name): \(error)") }
+        }
+    }
+
+    /// After a restore: serves what the driver made available before the snapshot
+    /// (its notification went to the old VMM), and raises a pending interrupt.
+    public func kickAfterRestore() {
+        for queue in 0..<queueCount { queueNotified(queue) }
+        let raise = lock.withLock { _ in interruptStatus != 0 }
+        if raise { interrupt() }
+    }
+
     // MARK: - under the lock
 
     private var selectedQueue: Virtqueue? {

@@ -147,6 +147,12 @@ public struct Virtqueue: Sendable {
         try? memory.storeIndex(enabled ? 0 : Self.usedNoNotify, at: usedRing)
     }
 
+    /// Sets the ring positions from a snapshot (the rings are in restored guest RAM).
+    public mutating func restorePositions(nextAvailable: UInt16, nextUsed: UInt16) {
+        self.nextAvailable = nextAvailable
+        self.nextUsed = nextUsed
+    }
+
     /// Undoes the last `pop` (the device could not serve it yet, e.g. no input for a receive buffer).
     public mutating func unpop() {
         nextAvailable &-= 1

@@ -166,6 +166,30 @@ public final class VirtioVsock: VirtioDevice, @unchecked Sendable {
         }
     }
 
+    /// Snapshot state: whether the driver is up and the next host port. Only a device
+    /// without connections can be saved (a host socket cannot be carried into
+    /// another VMM): the guest must be at its quiescent point.
+    public func captureState() throws(SnapshotError) -> [UInt8] {
+        guard connections.isEmpty, pendingHostConnections.isEmpty, replies.isEmpty else {
+            throw .unsupported("vsock has \(connections.count) connections, \(pendingHostConnections.count) pending host connections " +
+                               "and \(replies.isEmpty ? "no" : "some") queued replies: not at a quiescent point")
+        }
+        var writer = SnapshotWriter()
+        writer.u8(active ? 1 : 0)
+        writer.u32(nextHostPort)
+        return writer.bytes
+    }
+
+    public func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError) {
+        var reader = SnapshotReader(bytes, what: "virtio-vsock state")
+        let wasActive = try reader.flag("active")
+        let port = try reader.u32()
+        try reader.finish()
+        guard port >= Self.firstHostPort else { throw .malformed("vsock: next host port \(port) below \(Self.firstHostPort)") }
+        nextHostPort = port
+        if wasActive { activate(features: VirtioFeature.version1, queues: &queues) }
+    }
+
     public func process(queue index: Int, queues: inout VirtioQueues) throws(Virtqueue.QueueError) {
         guard active else { return }
         switch index {
