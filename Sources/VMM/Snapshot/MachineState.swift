@@ -67,12 +67,7 @@ extension MachineState {
         writer.blob(picMaster)
         writer.blob(picSlave)
         writer.blob(ioapic)
-        if let pit {
-            writer.u8(1)
-            writer.raw(pit)
-        } else {
-            writer.u8(0)
-        }
+        writer.optionalRaw(pit)
         writer.raw(clock)
     }
 
@@ -87,12 +82,7 @@ extension MachineState {
             chips.append(chip)
         }
         let (master, slave, ioapic) = (chips[0], chips[1], chips[2])
-        let pit: kvm_pit_state2?
-        switch try reader.u8() {
-        case 0: pit = nil
-        case 1: pit = try reader.raw(kvm_pit_state2.self, "kvm_pit_state2")
-        case let flag: throw .malformed("\(reader.what): PIT flag \(flag)")
-        }
+        let pit = try reader.optionalRaw(kvm_pit_state2.self, "kvm_pit_state2")
         let clock = try reader.raw(kvm_clock_data.self, "kvm_clock_data")
         return MachineState(picMaster: master, picSlave: slave, ioapic: ioapic, pit: pit, clock: clock)
     }

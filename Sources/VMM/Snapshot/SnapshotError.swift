@@ -61,6 +61,12 @@ struct SnapshotWriter {
         u32(UInt32(MemoryLayout<T>.size))
         withUnsafeBytes(of: value) { bytes += $0 }
     }
+
+    /// One that a VM or vCPU may lack (a PIT, XCRs): a 0/1 flag, then the structure.
+    mutating func optionalRaw<T: BitwiseCopyable>(_ value: T?) {
+        u8(value == nil ? 0 : 1)
+        if let value { raw(value) }
+    }
 }
 
 /// Reads what `SnapshotWriter` wrote; every length and count is checked against
@@ -111,6 +117,15 @@ struct SnapshotReader {
             throw .malformed("\(what): \(name) is \(length) bytes, this VMM's is \(MemoryLayout<T>.size)")
         }
         return try take(Int(length)).withUnsafeBytes { $0.loadUnaligned(as: T.self) }
+    }
+
+    /// What `SnapshotWriter.optionalRaw` wrote.
+    mutating func optionalRaw<T: BitwiseCopyable>(_ type: T.Type, _ name: String) throws(SnapshotError) -> T? {
+        switch try u8() {
+        case 0: return nil
+        case 1: return try raw(type, name)
+        case let flag: throw .malformed("\(what): \(name) flag \(flag)")
+        }
     }
 
     /// Refuses trailing bytes.

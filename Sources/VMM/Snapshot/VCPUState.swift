@@ -187,12 +187,7 @@ extension VCPUState {
             writer.u8(0)
             writer.raw(state)
         }
-        if let xcrs {
-            writer.u8(1)
-            writer.raw(xcrs)
-        } else {
-            writer.u8(0)
-        }
+        writer.optionalRaw(xcrs)
         writer.raw(debugRegs)
         writer.raw(lapic)
         writer.u32(UInt32(msrs.count))
@@ -219,12 +214,7 @@ extension VCPUState {
             fpu = .xsave(area)
         case let kind: throw .malformed("\(reader.what): FPU kind \(kind)")
         }
-        let xcrs: kvm_xcrs?
-        switch try reader.u8() {
-        case 0: xcrs = nil
-        case 1: xcrs = try reader.raw(kvm_xcrs.self, "kvm_xcrs")
-        case let flag: throw .malformed("\(reader.what): XCRS flag \(flag)")
-        }
+        let xcrs = try reader.optionalRaw(kvm_xcrs.self, "kvm_xcrs")
         let debugRegs = try reader.raw(kvm_debugregs.self, "kvm_debugregs")
         let lapic = try reader.raw(kvm_lapic_state.self, "kvm_lapic_state")
         var msrs: [MSR] = []
