@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "VMM",
             dependencies: [
-                "CKVM", "CSeccomp",
+                "CKVM", "CSeccomp", "CPosix",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -12,6 +12,22 @@
 /// prctl(2) is variadic: PR_SET_DUMPABLE (0: no core, /proc entries root-owned).
 static inline int cposix_set_dumpable(int dumpable) { return prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); }
 
+#include <linux/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <errno.h>
+
+/// The id of the mount `fd` is on (statx STATX_MNT_ID, Linux 5.8+), which st_dev does
+/// not tell apart: one directory bind-mounted twice, read-write and read-only, has
+/// one st_dev and st_ino but two mounts. -1 with errno when unknown.
+static inline int cposix_mount_id(int fd, unsigned long long *id) {
+    struct statx sx;
+    if (syscall(SYS_statx, fd, "", 0x1000 /* AT_EMPTY_PATH */, STATX_MNT_ID, &sx) != 0) return -1;
+    if (!(sx.stx_mask & STATX_MNT_ID)) { errno = ENOSYS; return -1; }
+    *id = sx.stx_mnt_id;
+    return 0;
+}
+
 /// makedev(3) is a macro; device numbers for mknod.
 static inline dev_t cposix_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
 

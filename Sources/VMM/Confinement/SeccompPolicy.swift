@@ -53,7 +53,7 @@ public enum SeccompPolicy {
         SyscallRule("openat", "virtio-fs OPEN/CREATE/LOOKUP via /proc/self/fd; state records; the log file"),
         SyscallRule("newfstatat", "virtio-fs GETATTR/LOOKUP (fstatat with AT_EMPTY_PATH)"),
         SyscallRule("fstat", "descriptor metadata (Foundation, the FUSE server)"),
-        SyscallRule("statx", "Foundation file metadata"),
+        SyscallRule("statx", "Foundation file metadata; virtio-fs: the mount of an inode (STATX_MNT_ID)"),
         SyscallRule("statfs", "virtio-fs STATFS"),
         SyscallRule("fstatfs", "virtio-fs STATFS on a descriptor"),
         SyscallRule("readlinkat", "virtio-fs READLINK"),
@@ -195,7 +195,7 @@ public enum SeccompPolicy {
         !["clone3", "clone", "bind", "listen", "accept", "accept4", "setsockopt", "seccomp", "prctl",
           "rt_sigaction", "sigaltstack", "tgkill", "kill", "rename", "unlink", "chmod", "signalfd4",
           "epoll_create1", "eventfd2", "timerfd_create", "timerfd_settime", "rt_sigsuspend", "setpriority", "getpriority", "sched_getaffinity",
-          "exit_group", "getuid", "geteuid", "getgid", "getegid", "getcwd", "readlink", "access", "statx"]
+          "exit_group", "getuid", "geteuid", "getgid", "getegid", "getcwd", "readlink", "access"]
             .contains(rule.name)
     }.map { rule in
         rule.name == "ioctl" ? SyscallRule("ioctl", "none but the terminal size", argument: (1, otherIoctls)) : rule

@@ -1,16 +1,23 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CPosix
 
 /// A host inode's identity, for deduplication: the same file reached twice (a hard
-/// link, a second LOOKUP) gets the same nodeid.
+/// link, a second LOOKUP) gets the same nodeid. The mount is part of it: one
+/// directory bind-mounted twice (podman's `-v dir:/data -v dir:/ro:ro`, two entries of
+/// the `binds` share) has one st_dev and st_ino, but writes must go through the
+/// read-write mount and fail through the read-only one.
 struct InodeKey: Hashable {
     var device: UInt64
     var inode: UInt64
+    var mount: UInt64
 
-    init(_ st: stat) {
+    init(_ st: stat, fd: Int32) {
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
+        var id: UInt64 = 0
+        mount = cposix_mount_id(fd, &id) == 0 ? id : 0
     }
 }
 
@@ -38,7 +45,7 @@ struct InodeTable {
     private var nextID: UInt64 = FuseConstant.rootID + 1
 
     init(root: OwnedDescriptor, _ st: stat) {
-        let inode = Inode(fd: root, key: InodeKey(st), type: st.st_mode & S_IFMT, lookups: 1)
+        let inode = Inode(fd: root, key: InodeKey(st, fd: root.rawValue), type: st.st_mode & S_IFMT, lookups: 1)
         nodes[FuseConstant.rootID] = inode
         byKey[inode.key] = FuseConstant.rootID
     }
@@ -58,7 +65,7 @@ struct InodeTable {
     /// Records one more guest reference to the inode `fd` refers to: an existing
     /// nodeid when the inode is already known (and `fd` is dropped), else a new one.
     mutating func reference(_ fd: OwnedDescriptor, _ st: stat) -> UInt64 {
-        let key = InodeKey(st)
+        let key = InodeKey(st, fd: fd.rawValue)
         if let id = byKey[key] {
             nodes[id]!.lookups &+= 1
             return id

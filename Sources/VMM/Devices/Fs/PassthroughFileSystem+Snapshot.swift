@@ -56,7 +56,7 @@ extension PassthroughFileSystem {
             guard UInt32(st.st_mode & S_IFMT) == type else {
                 throw .unsupported("share `\(rootPath)`: `\(path)` (node \(id)) is no longer the same type of file")
             }
-            restored.append((id, Inode(fd: fd, key: InodeKey(st), type: st.st_mode & S_IFMT, lookups: lookups)))
+            restored.append((id, Inode(fd: fd, key: InodeKey(st, fd: fd.rawValue), type: st.st_mode & S_IFMT, lookups: lookups)))
         }
         let nextHandle = try reader.u64()
         var reopened: [(fh: UInt64, handle: FileHandle)] = []
