@@ -24,8 +24,10 @@ enum BindShares {
     static let directoryName = "binds"
 
     struct Prepared {
-        /// The share to add to the machine, nil when the spec has no bind mounts.
-        var share: MachineConfiguration.Share?
+        /// The share to add to the machine. Always there, so that every container has
+        /// the same device layout (one snapshot fits all, see `SnapshotCache`): with no
+        /// bind mounts, an empty directory shared read-only, which the agent does not mount.
+        var share: MachineConfiguration.Share
         /// The spec's mounts, each bind's source now `/run/sm-binds/<n>`.
         var mounts: [Mount]
     }
@@ -56,11 +58,12 @@ enum BindShares {
             rewritten[i].source = guestDirectory + "/" + String(staged.count)
             staged.append((staged.count, path, mount))
         }
-        guard !staged.isEmpty else { return Prepared(share: nil, mounts: mounts) }
-
         let binds = directory(stateDirectory)
         guard mkdir(binds, 0o700) == 0 else {
             throw RuntimeError("mkdir \(binds): \(errorText(errno))")
+        }
+        guard !staged.isEmpty else {
+            return Prepared(share: .init(tag: tag, hostPath: binds, readOnly: true), mounts: mounts)
         }
         do {
             // A private mount of its own first, so that the binds made in it are

@@ -16,7 +16,7 @@ struct SMRunc: ParsableCommand {
             vmm: sm-runc (Swift, /dev/kvm)
             """,
         subcommands: [Create.self, Start.self, StateCommand.self, Kill.self, Delete.self, Run.self, Exec.self, Pause.self, Resume.self, Ps.self, Events.self, Update.self, List.self,
-                      SpecCommand.self, FeaturesCommand.self, Boot.self, VMMCommand.self]
+                      SpecCommand.self, FeaturesCommand.self, Boot.self, SnapshotCommand.self, VMMCommand.self]
     )
 
     @OptionGroup var globals: GlobalOptions

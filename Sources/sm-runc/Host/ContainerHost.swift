@@ -59,16 +59,9 @@ final class ContainerHost: @unchecked Sendable {
         let binds = try BindShares.prepare(mounts: spec.mounts ?? [], stateDirectory: state.path, bundle: bundle.path)
         var prepared = false
         defer { if !prepared { BindShares.release(stateDirectory: state.path) } }
-        var configuration = MachineConfiguration(kernelPath: kernel)
-        configuration.shares = [
-            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
-            // Writable at the device: the agent makes mount points, then remounts the
-            // root read-only when root.readonly says so (as runc does).
-            .init(tag: "rootfs", hostPath: bundle.rootfs, readOnly: false),
-        ] + (binds.share.map { [$0] } ?? [])
-        configuration.rootShare = ("sm-guest", "/sm-init")
-        configuration.vsockSocketPath = state.agentSocket
-        configuration.extraKernelParameters = AgentProtocol.kernelParameters
+        // The fixed layout: a snapshot of it, when there is one, is restored below.
+        var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, rootfs: bundle.rootfs,
+                                                        binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
@@ -90,7 +83,9 @@ final class ContainerHost: @unchecked Sendable {
                                    state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self),
                                    seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile),
                                    devices: spec.linux?.devices))
-        machine = try Machine(configuration)
+        // Restored (RAM mapped from the snapshot file, state loaded) or built to boot,
+        // here: before the VMM joins its cgroup and confines itself.
+        machine = try SnapshotCache.machine(configuration, agent: guestRoot + "/sm-init") { reporter.debug($0) }
         try state.save(record)
         prepared = true
     }

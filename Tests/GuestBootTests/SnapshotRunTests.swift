@@ -1,0 +1,148 @@
+import Testing
+import Foundation
+import Synchronization
+import VMM
+
+/// sm-runc with its snapshot cache (a private SM_RUNC_CACHE): `sm-runc snapshot`
+/// makes the file, `run` restores from it instead of booting, and a snapshot that
+/// fails its checks makes `run` boot.
+extension VMBootTests {
+    @Suite(.serialized) struct SnapshotRunTests {
+        typealias Lifecycle = LifecycleTests
+        typealias Run = RunCommandTests
+
+        /// The private cache of this test process (removed when it ends).
+        static let cache: String = {
+            let path = "/tmp/sm-snaprun-\(getpid())"
+            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            atexit { try? FileManager.default.removeItem(atPath: "/tmp/sm-snaprun-\(getpid())") }
+            return path
+        }()
+
+        static var stateRoot: URL { URL(fileURLWithPath: cache + "/state") }
+
+        struct Timed { var call: Lifecycle.Call; var seconds: Double; var log: String }
+
+        /// `sm-runc --debug --log FILE run -b BUNDLE ID` with SM_RUNC_CACHE = `cacheDirectory`.
+        static func run(_ bundle: URL, id: String, cacheDirectory: String = cache, environment: [String: String] = [:]) throws -> Timed {
+            let log = cacheDirectory + "/\(id).log"
+            unlink(log)
+            let began = Date()
+            let call = try Lifecycle.smRunc(["--debug", "--log", log, "run", "-b", bundle.path, id], root: stateRoot,
+                                            environment: ["SM_RUNC_CACHE": cacheDirectory].merging(environment) { $1 })
+            let seconds = Date().timeIntervalSince(began)
+            return Timed(call: call, seconds: seconds, log: (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        }
+
+        /// `sm-runc snapshot`, once per test process: the snapshot file's path.
+        static let made = Mutex<String?>(nil)
+
+        static func snapshot() throws -> String {
+            try made.withLock { made in
+                if let made { return made }
+                let began = Date()
+                let call = try Lifecycle.smRunc(["snapshot"], root: stateRoot, environment: ["SM_RUNC_CACHE": cache])
+                try #require(call.status == 0, "sm-runc snapshot: \(call.stderr)")
+                let path = try #require(call.stdout.split(separator: "\n").first.map(String.init), "stdout: \(call.stdout)")
+                print("sm-runc snapshot: \(formatFixed(Date().timeIntervalSince(began), digits: 1)) s; \(call.stdout)")
+                made = path
+                return path
+            }
+        }
+
+        static func mode(_ path: String) -> mode_t? {
+            var st = stat()
+            return stat(path, &st) == 0 ? st.st_mode & 0o7777 : nil
+        }
+
+        @Test func snapshotMakesAPrivateFileAndRunStartsFromItMuchFasterThanABoot() throws {
+            try requireKVM()
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "echo from the container; echo err >&2; exit 5"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            // A boot first (no snapshot for this cache yet, or made by another test: forced off).
+            let booted = try Self.run(bundle, id: "snaprun-boot", environment: ["SM_RUNC_SNAPSHOT": "off"])
+            #expect(booted.call.status == 5, "stderr: \(booted.call.stderr)\nlog:\n\(booted.log)")
+            #expect(booted.call.stdout == "from the container\n")
+            #expect(booted.log.contains("booted: no snapshot"), "log:\n\(booted.log)")
+
+            let path = try Self.snapshot()
+            #expect(path.hasPrefix(Self.cache + "/snapshots/") && path.hasSuffix(".snap"))
+            #expect(Self.mode(path) == 0o600)
+            #expect(Self.mode(Self.cache + "/snapshots") == 0o700)
+
+            let restored = try Self.run(bundle, id: "snaprun-restore")
+            #expect(restored.call.status == 5, "stderr: \(restored.call.stderr)\nlog:\n\(restored.log)")
+            #expect(restored.call.stdout == "from the container\n")
+            #expect(restored.call.stderr == "err\n")
+            #expect(restored.log.contains("started from snapshot \(path) (restore "), "log:\n\(restored.log)")
+            #expect(restored.log.contains("sm-init: resumed uptime="), "log:\n\(restored.log)")
+            #expect(!restored.log.contains("booted: no snapshot"), "log:\n\(restored.log)")
+            #expect(restored.seconds * 2 < booted.seconds,
+                    "run from the snapshot \(restored.seconds) s, booted \(booted.seconds) s")
+            let restore = restored.log.range(of: "(restore ").map { String(restored.log[$0.upperBound...].prefix { $0 != ")" }) } ?? "?"
+            print("sm-runc run (create+start+output+delete): booted \(formatFixed(booted.seconds, digits: 2)) s, " +
+                  "from the snapshot \(formatFixed(restored.seconds, digits: 2)) s (VMM restore \(restore))")
+        }
+
+        @Test func twoContainersFromOneSnapshotDoNotSeeEachOthersWrites() throws {
+            try requireKVM()
+            _ = try Self.snapshot()
+            let names = ["left", "right"]
+            let bundles = try names.map { name in
+                try Run.makeBundle(args: ["sh", "-c", "echo \(name) > /written-by-\(name); ls /; cat /written-by-*"], applets: ["ls"])
+            }
+            defer { for bundle in bundles { try? FileManager.default.removeItem(at: bundle) } }
+            let results = Mutex<[String: Timed]>([:])
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: names.count) { i in
+                do {
+                    let timed = try Self.run(bundles[i], id: "snaprun-\(names[i])")
+                    results.withLock { $0[names[i]] = timed }
+                } catch {
+                    failures.withLock { $0.append("\(names[i]): \(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty)
+            for (i, name) in names.enumerated() {
+                let other = names[1 - i]
+                let timed = try #require(results.withLock { $0[name] })
+                #expect(timed.call.status == 0, "stderr: \(timed.call.stderr)\nlog:\n\(timed.log)")
+                #expect(timed.log.contains("started from snapshot"), "log:\n\(timed.log)")
+                #expect(timed.call.stdout.contains("written-by-\(name)"), "stdout: \(timed.call.stdout)")
+                #expect(!timed.call.stdout.contains("written-by-\(other)"), "stdout: \(timed.call.stdout)")
+                #expect(timed.call.stdout.hasSuffix("\(name)\n"), "stdout: \(timed.call.stdout)")
+                let rootfs = bundles[i].appendingPathComponent("rootfs")
+                #expect(try String(contentsOf: rootfs.appendingPathComponent("written-by-\(name)"), encoding: .utf8) == "\(name)\n")
+                #expect(!FileManager.default.fileExists(atPath: rootfs.appendingPathComponent("written-by-\(other)").path))
+            }
+        }
+
+        @Test func aCorruptedSnapshotMakesRunBootAndSayWhy() throws {
+            try requireKVM()
+            let path = try Self.snapshot()
+            // A cache of its own holding a copy with one byte flipped.
+            let corruptCache = Self.cache + "/corrupt"
+            try FileManager.default.createDirectory(atPath: corruptCache + "/snapshots", withIntermediateDirectories: true)
+            chmod(corruptCache + "/snapshots", 0o700)
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            let copy = corruptCache + "/snapshots/" + name
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            bytes[300] ^= 0x5a
+            try bytes.write(to: URL(fileURLWithPath: copy))
+            chmod(copy, 0o600)
+            for file in ["file-hashes"] {
+                try? FileManager.default.copyItem(atPath: Self.cache + "/snapshots/" + file, toPath: corruptCache + "/snapshots/" + file)
+            }
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "echo booted anyway; exit 7"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let timed = try Self.run(bundle, id: "snaprun-corrupt", cacheDirectory: corruptCache)
+            #expect(timed.call.status == 7, "stderr: \(timed.call.stderr)\nlog:\n\(timed.log)")
+            #expect(timed.call.stdout == "booted anyway\n")
+            #expect(timed.log.contains("booted: no snapshot (\(copy) refused: "), "log:\n\(timed.log)")
+            #expect(timed.log.contains("corrupted"), "log:\n\(timed.log)")
+            #expect(!timed.log.contains("started from snapshot"), "log:\n\(timed.log)")
+            print("corrupted snapshot: booted in \(formatFixed(timed.seconds, digits: 1)) s; " +
+                  (timed.log.split(separator: "\n").first { $0.contains("booted: no snapshot") }.map(String.init) ?? ""))
+        }
+    }
+}
