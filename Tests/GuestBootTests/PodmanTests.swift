@@ -135,6 +135,9 @@ extension VMBootTests {
             let execTTY = try Self.podman(["exec", "-t", "smd", "tty"])
             #expect(execTTY.status == 0 && execTTY.stdout.hasPrefix("/dev/pts/"), "\(execTTY.stdout) \(execTTY.stderr)")
             #expect(try Self.podman(["kill", "--signal", "USR1", "smd"]).status == 0)
+            // The trap has run (its line is in the log) before the guest is paused.
+            let trapped = Date().addingTimeInterval(60)
+            while Date() < trapped, !(try Self.podman(["logs", "smd"]).stdout.contains("got USR1")) { usleep(300_000) }
             #expect(try Self.podman(["pause", "smd"]).status == 0)
             #expect(try Self.podman(["inspect", "--format", "{{.State.Status}}", "smd"]).stdout == "paused\n")
             #expect(try Self.podman(["unpause", "smd"]).status == 0)
