@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks (programs that print figures), built optimised in their own scratch
 # directory. Usage: scripts/bench.sh boot [--runs N] [--memory MiB] | fs [--runs N] | engine [--runs N]
+#                   | start [--runs N] [--idle N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 bin=$(bash scripts/build.sh)
 swift build -c release --scratch-path .build-release --product sm-bench >&2
-if [ "${1:-}" = engine ]; then
-  # `engine` runs the release sm-runc under podman, which calls it with almost no
-  # environment (no SM_RUNC_*): it finds its guest in sm-runc-guest/ beside itself.
+if [ "${1:-}" = engine ] || [ "${1:-}" = start ]; then
+  # `engine` and `start` run the release sm-runc with almost no environment (podman
+  # passes no SM_RUNC_*): it finds its guest in sm-runc-guest/ beside itself.
   swift build -c release --scratch-path .build-release --product sm-runc >&2
   release=$(swift build -c release --scratch-path .build-release --show-bin-path)
   if [ -L "$release/sm-runc-guest" ] || [ ! -e "$release/sm-runc-guest" ]; then

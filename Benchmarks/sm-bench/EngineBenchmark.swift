@@ -394,8 +394,10 @@ struct Work {
         guard tar.status == 0 else { throw EngineBenchmark.Failure(description: "tar: \(tar.stderr)") }
     }
 
-    /// `runc spec`, then `true` without a terminal on the busybox tree (absolute, read-only).
-    func makeBundle(runc: String) throws {
+    /// `runc spec`, then `args` (default `true`) without a terminal on the busybox tree
+    /// (absolute, read-only), in `at` (default: `bundle`).
+    func makeBundle(runc: String, args: [String] = ["true"], at directory: String? = nil) throws {
+        let bundle = directory ?? self.bundle
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
         let spec = try execute([runc, "spec", "--bundle", bundle])
         guard spec.status == 0 else { throw EngineBenchmark.Failure(description: "runc spec: \(spec.stderr)") }
@@ -404,7 +406,7 @@ struct Work {
               var process = config["process"] as? [String: Any], var root = config["root"] as? [String: Any] else {
             throw EngineBenchmark.Failure(description: "runc spec wrote an unexpected config.json")
         }
-        process["args"] = ["true"]
+        process["args"] = args
         process["terminal"] = false
         root["path"] = rootfs
         root["readonly"] = true
@@ -416,10 +418,12 @@ struct Work {
     /// posix_spawn + waitpid (Foundation's Process hung on podman before): stdin
     /// /dev/null, stdout and stderr to files (podman leaves conmon behind, so nothing
     /// may wait for pipes to close), our fixed environment, a deadline.
-    func execute(_ argv: [String], deadline: Double = 120, interrupts: Interrupts? = nil) throws -> Outcome {
+    /// `extraEnvironment` is added to it; `stdoutFile` keeps stdout in that file (not removed).
+    func execute(_ argv: [String], deadline: Double = 120, interrupts: Interrupts? = nil,
+                 extraEnvironment: [String] = [], stdoutFile: String? = nil) throws -> Outcome {
         let tag = "\(UInt32.random(in: 0...UInt32.max))"
-        let files = ["out", "err"].map { "\(path)/call-\(tag).\($0)" }
-        defer { files.forEach { unlink($0) } }
+        let files = [stdoutFile ?? "\(path)/call-\(tag).out", "\(path)/call-\(tag).err"]
+        defer { (stdoutFile == nil ? files : [files[1]]).forEach { unlink($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -440,7 +444,7 @@ struct Work {
         posix_spawnattr_setsigmask(&attributes, &mask)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup($0) } + [nil]
+        let cEnvironment = (environment + extraEnvironment).map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) }; cEnvironment.forEach { free($0) } }
 
         let watch = interrupts ?? Interrupts()

@@ -22,6 +22,7 @@ struct Create: ParsableCommand {
         let loaded = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
+            SnapshotCache.makeOnFirstUse { [reporter = globals.reporter] in reporter.debug($0) }
             let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id,
                                            consoleSocket: loaded.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }

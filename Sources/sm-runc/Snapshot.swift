@@ -20,28 +20,12 @@ struct SnapshotCommand: ParsableCommand {
             throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
         }
         try SnapshotCache.prepareDirectory()
-        // The shares the snapshotted guest has not mounted yet: empty, private, removed after.
-        var template = Array("\(SnapshotCache.directory)/make.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw RuntimeError("mkdtemp in \(SnapshotCache.directory): \(BindShares.errorText(errno))")
-        }
-        let work = String(cString: made)
-        defer {
-            for name in ["rootfs", "binds"] { rmdir(work + "/" + name) }
-            unlink(work + "/vsock")
-            unlink(work + "/vsock_\(AgentProtocol.vsockPort)")
-            rmdir(work)
-        }
-        for name in ["rootfs", "binds"] {
-            guard mkdir(work + "/" + name, 0o700) == 0 else { throw RuntimeError("mkdir \(work)/\(name): \(BindShares.errorText(errno))") }
-        }
-        var configuration = SnapshotCache.configuration(
-            kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot, rootfs: work + "/rootfs",
-            binds: .init(tag: BindShares.tag, hostPath: work + "/binds", readOnly: true), vsock: work + "/vsock")
-        configuration.snapshotPoint = true
-        configuration.deadlineSeconds = ContainerHost.bootTimeout
-        configuration.log = { reporter.debug($0) }
-        configuration.consoleOutput = { reporter.debug(String(decoding: $0, as: UTF8.self)) }
+        // The container layout; `make` points the rootfs and binds shares at empty
+        // private directories, which the snapshotted guest has not mounted yet.
+        let configuration = SnapshotCache.configuration(
+            kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot, rootfs: "/",
+            binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
+        let log: @Sendable (String) -> Void = { reporter.debug($0) }
         let began = Date()
         let entry = try SnapshotCache.entry(for: configuration, agent: guestRoot + "/sm-init")
         if !force, access(entry.path, F_OK) == 0,
@@ -51,8 +35,8 @@ struct SnapshotCommand: ParsableCommand {
             print("already made (checked in \(formatFixed(Date().timeIntervalSince(began), digits: 2)) s)")
             return
         }
-        let report = try Machine(configuration).bootAndSnapshot(to: entry.path, identity: entry.identity)
-        try SnapshotCache.checkOwned(entry.path, directory: false)
+        let report = try SnapshotCache.make(like: configuration, entry: entry, log: log)
+        SnapshotCache.prune(keeping: entry.path)
         print(entry.path)
         print("made in \(formatFixed(Date().timeIntervalSince(began), digits: 2)) s: boot to the agent's snapshot point " +
               "\(formatFixed(report.bootSeconds, digits: 2)) s, capture \(formatFixed(report.captureSeconds * 1000, digits: 1)) ms, " +

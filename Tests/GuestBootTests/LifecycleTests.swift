@@ -12,6 +12,17 @@ extension VMBootTests {
 
         struct Call { var status: Int32; var stdout: String; var stderr: String }
 
+        /// How a container's microVM starts: booted (`SM_RUNC_SNAPSHOT=off`) or restored
+        /// from the snapshot cache (the default, made on first use). The runc contract
+        /// must hold the same on both.
+        enum StartPath: String, Sendable, CaseIterable, CustomTestStringConvertible {
+            case boot, snapshot
+            var testDescription: String { rawValue }
+        }
+
+        /// The start path `smRunc` asks for (set per test with `withValue`).
+        @TaskLocal static var startPath: StartPath = .snapshot
+
         /// Runs `sm-runc --root <root> <arguments>` with stdio from/to files.
         static func smRunc(_ arguments: [String], root: URL, stdout: URL? = nil, stderr: URL? = nil,
                            environment: [String: String]? = nil) throws -> Call {
@@ -27,7 +38,9 @@ extension VMBootTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Run.smRunc)
             process.arguments = ["--root", root.path] + arguments
-            if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+            var environment = environment ?? [:]
+            if Self.startPath == .boot, environment["SM_RUNC_SNAPSHOT"] == nil { environment["SM_RUNC_SNAPSHOT"] = "off" }
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
             process.standardInput = FileHandle.nullDevice
             process.standardOutput = try FileHandle(forWritingTo: out)
             process.standardError = try FileHandle(forWritingTo: err)
@@ -94,7 +107,11 @@ extension VMBootTests {
             }
         }
 
-        @Test func createStartKillDeleteWithStdioInFiles() throws {
+        @Test(arguments: StartPath.allCases) func createStartKillDeleteWithStdioInFiles(_ path: StartPath) throws {
+            try Self.$startPath.withValue(path) { try createStartKillDelete() }
+        }
+
+        func createStartKillDelete() throws {
             try requireKVM()
             #expect(cposix_set_child_subreaper() == 0)
             // The VMM joins linux.cgroupsPath with the engine's limits (podman's: devices
@@ -170,7 +187,11 @@ extension VMBootTests {
             #expect(!FileManager.default.fileExists(atPath: cgroupDirectory), "the container's cgroup outlived it")
         }
 
-        @Test func killOfACreatedContainerStopsItAndDeleteCleansUp() throws {
+        @Test(arguments: StartPath.allCases) func killOfACreatedContainerStopsItAndDeleteCleansUp(_ path: StartPath) throws {
+            try Self.$startPath.withValue(path) { try killOfACreatedContainer() }
+        }
+
+        func killOfACreatedContainer() throws {
             try requireKVM()
             #expect(cposix_set_child_subreaper() == 0)
             let bundle = try Run.makeBundle(args: ["sh", "-c", "echo must-not-run"])
@@ -179,9 +200,16 @@ extension VMBootTests {
             let out = bundle.appendingPathComponent("out")
             FileManager.default.createFile(atPath: out.path, contents: nil)
             let pidFile = bundle.appendingPathComponent("pid")
-            let create = try Self.smRunc(["--log", bundle.appendingPathComponent("log.json").path, "--log-format", "json",
+            let log = bundle.appendingPathComponent("log.json")
+            let create = try Self.smRunc(["--debug", "--log", log.path, "--log-format", "json",
                                           "create", "-b", bundle.path, "--pid-file", pidFile.path, "lc-kill"], root: root, stdout: out)
             #expect(create.status == 0, "\(create.stderr)")
+            // The path taken, as --debug reports it.
+            let logged = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            switch Self.startPath {
+            case .boot: #expect(logged.contains("booted: no snapshot (SM_RUNC_SNAPSHOT=off)"), "log:\n\(logged)")
+            case .snapshot: #expect(logged.contains("started from snapshot "), "log:\n\(logged)")
+            }
             let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
             let duplicate = try Self.smRunc(["create", "-b", bundle.path, "lc-kill"], root: root)
             #expect(duplicate.status == 1 && duplicate.stderr.contains("container with id exists: lc-kill"))
@@ -193,7 +221,11 @@ extension VMBootTests {
             #expect(try Data(contentsOf: out).isEmpty)
         }
 
-        @Test func runDetachLeavesARunningContainer() throws {
+        @Test(arguments: StartPath.allCases) func runDetachLeavesARunningContainer(_ path: StartPath) throws {
+            try Self.$startPath.withValue(path) { try runDetach() }
+        }
+
+        func runDetach() throws {
             try requireKVM()
             #expect(cposix_set_child_subreaper() == 0)
             let bundle = try Run.makeBundle(args: ["sh", "-c", "echo detached; while :; do read -t 1 x; done"])

@@ -117,6 +117,57 @@ extension VMBootTests {
             }
         }
 
+        /// With an empty cache, the first `run` makes the snapshot (a boot to the agent's
+        /// snapshot point, nothing of the container in it) and starts from it; the second
+        /// starts from it straight away. Then a snapshot of another kernel put at this
+        /// kernel's place is refused by its identity: that run boots, says why, and sets
+        /// the file aside so the next container makes a good one.
+        @Test func theFirstRunMakesTheSnapshotAndAMismatchedOneIsRefused() throws {
+            try requireKVM()
+            let original = try Self.snapshot()
+            let cache = Self.cache + "/first-use"
+            try? FileManager.default.removeItem(atPath: cache)
+            try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+            // A kernel of its own (the same one plus a byte past its ELF contents): its
+            // snapshots have another key and another identity than the shared cache's.
+            let kernel = cache + "/vmlinux"
+            var image = try Data(contentsOf: URL(fileURLWithPath: GuestArtifacts.kernel()))
+            image.append(0)
+            try image.write(to: URL(fileURLWithPath: kernel))
+            let environment = ["SM_RUNC_KERNEL": kernel]
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "echo first use; exit 3"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+
+            let first = try Self.run(bundle, id: "snaprun-first", cacheDirectory: cache, environment: environment)
+            #expect(first.call.status == 3, "stderr: \(first.call.stderr)\nlog:\n\(first.log)")
+            #expect(first.call.stdout == "first use\n")
+            let madeLine = try #require(first.log.split(separator: "\n").first { $0.contains("made snapshot ") }, "log:\n\(first.log)")
+            let made = try #require(madeLine.range(of: "made snapshot ").map { String(madeLine[$0.upperBound...].prefix { $0 != " " }) })
+            #expect(made.hasPrefix(cache + "/snapshots/") && made != original.replacingOccurrences(of: Self.cache, with: cache))
+            #expect(Self.mode(made) == 0o600)
+            #expect(first.log.contains("started from snapshot \(made) (restore "), "log:\n\(first.log)")
+
+            let second = try Self.run(bundle, id: "snaprun-second", cacheDirectory: cache, environment: environment)
+            #expect(second.call.status == 3 && second.call.stdout == "first use\n", "log:\n\(second.log)")
+            #expect(second.log.contains("started from snapshot \(made) (restore "), "log:\n\(second.log)")
+            #expect(!second.log.contains("made snapshot"), "log:\n\(second.log)")
+
+            // The shared cache's snapshot (the unmodified kernel) in this kernel's place.
+            try FileManager.default.removeItem(atPath: made)
+            try FileManager.default.copyItem(atPath: original, toPath: made)
+            chmod(made, 0o600)
+            let mismatched = try Self.run(bundle, id: "snaprun-mismatch", cacheDirectory: cache, environment: environment)
+            #expect(mismatched.call.status == 3 && mismatched.call.stdout == "first use\n", "log:\n\(mismatched.log)")
+            #expect(mismatched.log.contains("booted: no snapshot (\(made) refused: "), "log:\n\(mismatched.log)")
+            #expect(mismatched.log.contains("kernel"), "log:\n\(mismatched.log)")
+            #expect(!mismatched.log.contains("started from snapshot"), "log:\n\(mismatched.log)")
+            #expect(!FileManager.default.fileExists(atPath: made), "the refused snapshot is still in use")
+            #expect(FileManager.default.fileExists(atPath: made + ".refused"))
+            print("first use: made and started in \(formatFixed(first.seconds, digits: 1)) s, then \(formatFixed(second.seconds, digits: 1)) s; " +
+                  "mismatch booted in \(formatFixed(mismatched.seconds, digits: 1)) s: " +
+                  (mismatched.log.split(separator: "\n").first { $0.contains("refused") }.map { String($0.suffix(160)) } ?? ""))
+        }
+
         @Test func aCorruptedSnapshotMakesRunBootAndSayWhy() throws {
             try requireKVM()
             let path = try Self.snapshot()

@@ -172,7 +172,8 @@ public final class Machine: @unchecked Sendable {
                             ("irqchip/clock/vCPU state", stateReady - devicesReady)]
             sendConsoleInput(try SnapshotPoint.wakeUpLine())
             log("machine restored from \(snapshot.path): \(configuration.memoryMiB) MiB RAM, " +
-                "\(formatFixed(restoreSeconds! * 1000, digits: 2)) ms")
+                "\(formatFixed(restoreSeconds! * 1000, digits: 2)) ms (" +
+                restoreSteps.map { "\($0.0) \(formatFixed($0.1 * 1000, digits: 2)) ms" }.joined(separator: ", ") + ")")
             return
         }
         restoreSeconds = nil

@@ -31,6 +31,10 @@ final class AgentSession: @unchecked Sendable {
     /// exec'd processes by id (2, 3, ...): where their stdio goes and how they ended.
     private var execs: [UInt32: Exec] = [:]
     private var nextExecID: UInt32 = 2
+    /// Milestones of the container's start as the host sees them (monotonic seconds):
+    /// where the time between the guest running and the first output goes.
+    private var milestones: [(name: String, at: Double)] = []
+    private var firstOutputSeen = false
 
     /// One exec'd process: the caller's stdio fds (owned here) and its end.
     final class Exec: @unchecked Sendable {
@@ -76,6 +80,30 @@ final class AgentSession: @unchecked Sendable {
     deinit {
         close(listener)
         unlink(path)
+    }
+
+    /// Notes a milestone (the first of each name counts).
+    func mark(_ name: String) {
+        let now = ProcessInfo.processInfo.systemUptime
+        condition.lock()
+        if !milestones.contains(where: { $0.name == name }) { milestones.append((name, now)) }
+        condition.unlock()
+    }
+
+    /// `--debug`'s timeline: each milestone after the first, in ms since the one before
+    /// (e.g. `guest running, +812.4 ms agent connected, ...`).
+    func timeline() -> String {
+        condition.lock()
+        let marks = milestones.sorted { $0.at < $1.at }
+        condition.unlock()
+        guard let first = marks.first else { return "" }
+        var previous = first.at
+        var parts = [first.name]
+        for mark in marks.dropFirst() {
+            parts.append("+\(String(format: "%.1f", (mark.at - previous) * 1000)) ms \(mark.name)")
+            previous = mark.at
+        }
+        return parts.joined(separator: ", ") + " (total \(String(format: "%.1f", (previous - first.at) * 1000)) ms)"
     }
 
     /// Serves on a thread of its own.
@@ -131,6 +159,7 @@ final class AgentSession: @unchecked Sendable {
         }
         phase = .starting
         condition.unlock()
+        mark("start")
         try send(.control(ControlMessage(type: .start, process: processID)), to: connection)
         forwardStdin(to: connection)
         switch wait(timeout: timeout, until: { $0 != .starting }) {
@@ -158,6 +187,7 @@ final class AgentSession: @unchecked Sendable {
     private func serve() -> Outcome {
         let connection = accept(listener, nil, nil)
         guard connection >= 0 else { return .failed("the agent did not connect (accept: \(String(cString: strerror(errno))))") }
+        mark("agent connected")
         condition.lock()
         self.connection = connection
         condition.unlock()
@@ -180,6 +210,7 @@ final class AgentSession: @unchecked Sendable {
                     switch frame {
                     case .data(let id, let stream, let bytes):
                         if id == processID {
+                            if !firstOutputSeen { firstOutputSeen = true; mark("first output") }
                             writeAll(stream == .stderr ? 2 : 1, bytes)
                         } else if let exec = exec(id) {
                             writeAll(stream == .stderr ? exec.stderr : exec.stdout, bytes)
@@ -189,8 +220,10 @@ final class AgentSession: @unchecked Sendable {
                         switch message.type {
                         case .hello where !helloDone:
                             helloDone = true
+                            mark("hello")
                             try send(.control(create), to: connection)
                         case .created:
+                            mark("created (root, mounts, devices)")
                             setPhase(.created)
                         case .started where message.process != processID:
                             if let id = message.process, let pid = message.pid { exec(id)?.started(pid) }
@@ -201,8 +234,10 @@ final class AgentSession: @unchecked Sendable {
                         case .error where message.process != nil && message.process != processID:
                             if let id = message.process, let exec = removeExec(id) { exec.finish(.failed(message.message ?? "exec failed")) }
                         case .started:
+                            mark("started (process exec'd)")
                             setPhase(.running)
                         case .exited:
+                            mark("exited")
                             if let signal = message.signal { return .signaled(signal) }
                             return .exited(message.exitCode ?? 255)
                         case .error:

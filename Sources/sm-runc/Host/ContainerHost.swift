@@ -141,8 +141,11 @@ final class ContainerHost: @unchecked Sendable {
         machineEnded.enter()
         Thread.detachNewThread { [machineEnded] in
             do {
+                session.mark(machine.restoreSeconds == nil ? "guest booting" : "guest running (restored)")
                 let report = try machine.run()
+                session.mark("guest ended")
                 reporter.debug("guest end: \(report.exit)")
+                reporter.debug("timeline: \(session.timeline())")
                 session.end(.failed("the guest ended (\(report.exit)) before the process exited"))
             } catch {
                 session.end(.failed("\(error)"))

@@ -92,10 +92,48 @@ enum SnapshotCache {
         }
     }
 
+    /// What `SM_RUNC_SNAPSHOT` asks for: `off` boots every container; `restore`
+    /// restores from a snapshot that exists but never makes one; anything else (the
+    /// default) also makes the snapshot on first use.
+    enum Policy: String { case off, restore, make }
+
+    static var policy: Policy {
+        switch ProcessInfo.processInfo.environment["SM_RUNC_SNAPSHOT"] {
+        case "off": return .off
+        case "restore": return .restore
+        default: return .make
+        }
+    }
+
+    /// `create` and `run`, before they spawn the VMM: makes the snapshot this container
+    /// would start from when the cache has none yet (first use; unless SM_RUNC_SNAPSHOT
+    /// is `off` or `restore`). Done here, in the command's own process, not in the VMM:
+    /// the maker's guest and threads are gone before the container's VMM exists, which
+    /// confines itself with every thread it has. A failure is logged and the VMM boots.
+    static func makeOnFirstUse(log: @escaping @Sendable (String) -> Void) {
+        guard policy == .make, let guestRoot = GuestArtifacts.guestRoot(), let kernel = try? GuestArtifacts.kernel() else { return }
+        do {
+            try prepareDirectory()
+            let configuration = self.configuration(kernel: kernel, guestRoot: guestRoot, rootfs: "/",
+                                                   binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
+            let entry = try self.entry(for: configuration, agent: guestRoot + "/sm-init")
+            guard access(entry.path, F_OK) != 0 else { return }
+            if let made = try makeOnce(like: configuration, entry: entry, log: log) {
+                log("made snapshot \(entry.path) on first use: boot to the snapshot point \(formatFixed(made.bootSeconds, digits: 2)) s, " +
+                    "capture \(formatFixed(made.captureSeconds * 1000, digits: 1)) ms")
+            }
+        } catch {
+            log("no snapshot made: \(error)")
+        }
+    }
+
     /// The machine for a container: restored from the matching snapshot when there is
-    /// a valid one, booted otherwise; `log` says which and why.
-    static func machine(_ configuration: MachineConfiguration, agent: String, log: (String) -> Void) throws -> Machine {
-        if ProcessInfo.processInfo.environment["SM_RUNC_SNAPSHOT"] == "off" {
+    /// a valid one, booted otherwise; `log` says which and why. A snapshot that fails
+    /// its checks is set aside as `<key>.snap.refused` (the last one is kept for
+    /// inspection) and this container boots; the next `create` makes a fresh one.
+    static func machine(_ configuration: MachineConfiguration, agent: String, log: @escaping @Sendable (String) -> Void) throws -> Machine {
+        let policy = self.policy
+        if policy == .off {
             log("booted: no snapshot (SM_RUNC_SNAPSHOT=off)")
             return try Machine(configuration)
         }
@@ -119,11 +157,106 @@ enum SnapshotCache {
             let began = Date()
             let machine = try Machine(configuration, snapshotPath: path, identity: entry.identity)
             log("started from snapshot \(path) (restore \(formatFixed(Date().timeIntervalSince(began) * 1000, digits: 2)) ms)")
+            // Most recently used first when pruning.
+            _ = utimensat(AT_FDCWD, path, nil, 0)
             return machine
         } catch {
             log("booted: no snapshot (\(path) refused: \(error))")
+            if policy == .make { setAside(path) }
             return try Machine(configuration)
         }
+    }
+
+    /// Keeps a refused snapshot out of the way (one per key) so that the next
+    /// container makes a good one; nothing is lost for whoever wants to look at it.
+    static func setAside(_ path: String) {
+        guard (try? checkOwned(path, directory: false)) != nil else { return }
+        _ = rename(path, path + ".refused")
+    }
+
+    /// How many snapshots (of other kernels, agents or sizes) the cache keeps.
+    static let keptSnapshots = 4
+
+    /// Makes the snapshot for `entry` unless another process made it meanwhile (one
+    /// maker at a time, under an flock of `<dir>/make.lock`); nil when it was there.
+    /// The guest is booted from `configuration`'s kernel and agent with the same
+    /// devices, but the rootfs and binds shares point at empty private directories
+    /// and the vsock at its own socket: nothing of the container is in the snapshot.
+    static func makeOnce(like configuration: MachineConfiguration, entry: Entry,
+                         log: @escaping @Sendable (String) -> Void) throws -> SnapshotReport? {
+        let lockPath = directory + "/make.lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard lock >= 0 else { throw RuntimeError("open \(lockPath): \(BindShares.errorText(errno))") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw RuntimeError("flock \(lockPath): \(BindShares.errorText(errno))") }
+        }
+        if access(entry.path, F_OK) == 0 { return nil }
+        let report = try make(like: configuration, entry: entry, log: log)
+        prune(keeping: entry.path)
+        return report
+    }
+
+    /// Boots a guest like `configuration` to the agent's snapshot point and writes the
+    /// snapshot at `entry.path` (see `makeOnce`).
+    static func make(like configuration: MachineConfiguration, entry: Entry,
+                     log: @escaping @Sendable (String) -> Void) throws -> SnapshotReport {
+        var template = Array("\(directory)/make.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw RuntimeError("mkdtemp in \(directory): \(BindShares.errorText(errno))")
+        }
+        let work = String(cString: made)
+        defer {
+            for name in ["rootfs", "binds"] { rmdir(work + "/" + name) }
+            unlink(work + "/vsock")
+            unlink(work + "/vsock_\(AgentProtocol.vsockPort)")
+            rmdir(work)
+        }
+        var maker = configuration
+        for (i, share) in maker.shares.enumerated() where share.tag == "rootfs" || share.tag == BindShares.tag {
+            let empty = work + "/" + share.tag
+            guard mkdir(empty, 0o700) == 0 else { throw RuntimeError("mkdir \(empty): \(BindShares.errorText(errno))") }
+            maker.shares[i].hostPath = empty
+        }
+        maker.vsockSocketPath = work + "/vsock"
+        maker.snapshotPoint = true
+        maker.deadlineSeconds = ContainerHost.bootTimeout
+        maker.confineThread = nil
+        maker.log = log
+        maker.consoleOutput = { log(String(decoding: $0, as: UTF8.self)) }
+        let report = try Machine(maker).bootAndSnapshot(to: entry.path, identity: entry.identity)
+        try checkOwned(entry.path, directory: false)
+        return report
+    }
+
+    /// Removes all but the `keptSnapshots` most recently used snapshots (`kept` is
+    /// always one of them), refused ones beyond the newest, and what crashed makers
+    /// left behind (temporary files and work directories older than an hour).
+    static func prune(keeping kept: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        var snapshots: [(path: String, used: Int)] = []
+        var refused: [(path: String, used: Int)] = []
+        let now = time(nil)
+        for name in names {
+            let path = directory + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0, st.st_uid == geteuid() else { continue }
+            let used = st.st_mtim.tv_sec
+            if name.hasSuffix(".snap"), st.st_mode & S_IFMT == S_IFREG {
+                if path != kept { snapshots.append((path, used)) }
+            } else if name.hasSuffix(".snap.refused") {
+                refused.append((path, used))
+            } else if now - used > 3600, name.contains(".snap.tmp.") {
+                unlink(path)
+            } else if now - used > 3600, name.hasPrefix("make."), st.st_mode & S_IFMT == S_IFDIR {
+                for sub in ["rootfs", "binds"] { rmdir(path + "/" + sub) }
+                unlink(path + "/vsock")
+                unlink(path + "/vsock_\(AgentProtocol.vsockPort)")
+                rmdir(path)
+            }
+        }
+        for old in snapshots.sorted(by: { $0.used > $1.used }).dropFirst(keptSnapshots - 1) { unlink(old.path) }
+        for old in refused.sorted(by: { $0.used > $1.used }).dropFirst(1) { unlink(old.path) }
     }
 
     /// SHA-256 of a file's content. Hashing the kernel and agent takes seconds here
