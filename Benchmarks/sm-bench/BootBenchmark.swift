@@ -127,11 +127,6 @@ struct BootBenchmark: ParsableCommand {
 
     func row(_ values: [Double?]) -> String { values.map { seconds($0) }.joined(separator: "  ") }
     func seconds(_ value: Double?) -> String { value.map { formatFixed($0, digits: 2) } ?? "none" }
-    func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
     func fileSize(_ path: String) -> Int {
         let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         return ((try? FileManager.default.attributesOfItem(atPath: resolved)[.size]) as? Int) ?? 0

@@ -203,14 +203,6 @@ struct EngineBenchmark: ParsableCommand {
     func describe(_ outcome: Outcome) -> String {
         formatFixed(outcome.seconds, digits: 3) + " s" + (outcome.succeeded ? "" : " (FAILED)")
     }
-    func fixed(_ value: Double?) -> String { value.map { formatFixed($0, digits: 3) } ?? "-" }
-    func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-    func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
-    func firstLine(_ text: String) -> String { text.split(separator: "\n").first.map(String.init) ?? "" }
 
     // MARK: - sm-runc and its guest
 
@@ -430,19 +422,8 @@ struct Work {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, files[0], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, files[1], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        // Signals we ignore (SIGINT/SIGTERM while Interrupts is installed, SIGPIPE) would
-        // stay ignored in the child: give it default dispositions and an empty mask.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        var attributes = childSpawnAttributes()
         defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = (environment + extraEnvironment).map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) }; cEnvironment.forEach { free($0) } }

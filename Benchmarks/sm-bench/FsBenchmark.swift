@@ -296,11 +296,6 @@ struct FsBenchmark: ParsableCommand {
         let text = formatFixed(m, digits: 2) + " " + unit
         return values.count > 1 ? text + " [" + values.map { formatFixed($0, digits: 2) }.joined(separator: " ") + "]" : text
     }
-    func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
     func printConsole(_ who: String, _ text: String) {
         print("  --- \(who) guest console ---")
         for line in text.split(whereSeparator: \.isNewline).suffix(60) { print("  | " + line) }

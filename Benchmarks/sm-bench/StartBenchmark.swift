@@ -186,17 +186,8 @@ struct StartBenchmark: ParsableCommand {
         posix_spawn_file_actions_addopen(&actions, 2, errFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        var attributes = childSpawnAttributes()
         defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD] { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) }; cEnvironment.forEach { free($0) } }
@@ -285,26 +276,33 @@ struct StartBenchmark: ParsableCommand {
             let steps = names.enumerated().map { index, name -> (String, Double) in
                 (name, median(lines.compactMap { $0.count > index && $0[index].0 == name ? $0[index].1 : nil }) ?? 0)
             }
-            print("  \(series.label):")
-            var untilOutput = 0.0
-            var reached = false
+            print("  \(series.label) (from the VMM process's set-up):")
+            var untilOutput = 0.0, guestUntilOutput = 0.0
+            var reached = false, guestRuns = false
             for (name, ms) in steps {
                 print("    +" + formatFixed(ms, digits: 1).padding(toLength: 10, withPad: " ", startingAt: 0) + name)
-                if !reached { untilOutput += ms }
+                if !reached {
+                    untilOutput += ms
+                    if guestRuns { guestUntilOutput += ms }
+                }
+                if name.hasPrefix("guest ") { guestRuns = true }
                 if name == "first output" { reached = true }
             }
             if let firstByte = median(first), reached {
-                let host = firstByte * 1000 - untilOutput
-                print("    guest running -> first output: \(formatFixed(untilOutput, digits: 1)) ms; the rest of the first byte's "
-                    + "\(formatFixed(firstByte * 1000, digits: 1)) ms (process spawn, config, restore or boot set-up, cgroup, "
-                    + "confinement, state) is host-side: \(formatFixed(host, digits: 1)) ms")
+                let host = firstByte * 1000 - guestUntilOutput
+                print("    the first byte's \(formatFixed(firstByte * 1000, digits: 1)) ms: guest running -> first output "
+                    + "\(formatFixed(guestUntilOutput, digits: 1)) ms (guest work and its exits); the rest, "
+                    + "\(formatFixed(host, digits: 1)) ms, is host-side (the sm-runc command, the VMM process's start, "
+                    + "\(formatFixed(untilOutput - guestUntilOutput, digits: 1)) ms of set-up above, cgroup, confinement)")
                 if series == .snapshot, HostKind.detect() == .emulating {
                     print("    estimate for hardware KVM: guest work ~1000x faster (nested-kvm.md), host side as here: "
-                        + "about \(formatFixed(host + untilOutput / 1000, digits: 0)) ms to the first byte (target: 100 ms)")
+                        + "about \(formatFixed(host + guestUntilOutput / 1000, digits: 0)) ms to the first byte (target: 100 ms)")
                 }
             }
         }
-        print("  milestones: agent connected = the agent dialled vsock (after wake or boot); hello = protocol hello;")
+        print("  milestones: VMM set-up = `sm-runc vmm` begins the container; machine built/restored = KVM VM ready (boot")
+        print("  set-up, or RAM mapped and state loaded); guest booting/running = the vCPU thread starts (after the cgroup")
+        print("  join, hooks and confinement); agent connected = the agent dialled vsock (after wake or boot); hello = protocol hello;")
         print("  created = root share, mounts and devices ready; start = `sm-runc start` reached the VMM;")
         print("  started = the process was forked and exec'd; first output = its first stdout/stderr bytes at the VMM")
     }
@@ -360,7 +358,8 @@ struct StartBenchmark: ParsableCommand {
     /// Sums Pss and Rss over /proc/PID/smaps; the guest RAM is the mapping of the
     /// snapshot file (restored) or the anonymous mapping of the guest's size (booted).
     func memoryUse(_ pid: pid_t) throws -> MemoryUse {
-        let text = try String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8)
+        // Read to EOF: /proc files have no size, and a sized read stops short.
+        let text = String(decoding: try readWholeFile("/proc/\(pid)/smaps", what: "smaps"), as: UTF8.self)
         var use = MemoryUse(pid: pid, pss: 0, rss: 0, guestRAMPss: 0, guestRAMRss: 0)
         var inGuestRAM = false
         for line in text.split(separator: "\n") {
@@ -406,12 +405,4 @@ struct StartBenchmark: ParsableCommand {
         }
     }
 
-    func fixed(_ value: Double?) -> String { value.map { formatFixed($0, digits: 3) } ?? "-" }
-    func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-    func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
-    func firstLine(_ text: String) -> String { text.split(separator: "\n").first.map(String.init) ?? "" }
 }

@@ -82,9 +82,9 @@ final class AgentSession: @unchecked Sendable {
         unlink(path)
     }
 
-    /// Notes a milestone (the first of each name counts).
-    func mark(_ name: String) {
-        let now = ProcessInfo.processInfo.systemUptime
+    /// Notes a milestone, now or at `at` (`ProcessInfo.systemUptime`); the first of each name counts.
+    func mark(_ name: String, at: Double? = nil) {
+        let now = at ?? ProcessInfo.processInfo.systemUptime
         condition.lock()
         if !milestones.contains(where: { $0.name == name }) { milestones.append((name, now)) }
         condition.unlock()
@@ -223,7 +223,7 @@ final class AgentSession: @unchecked Sendable {
                             mark("hello")
                             try send(.control(create), to: connection)
                         case .created:
-                            mark("created (root, mounts, devices)")
+                            mark("created (root and mounts ready)")
                             setPhase(.created)
                         case .started where message.process != processID:
                             if let id = message.process, let pid = message.pid { exec(id)?.started(pid) }

@@ -47,6 +47,7 @@ final class ContainerHost: @unchecked Sendable {
         self.id = id
         self.state = state
         self.reporter = reporter
+        let began = ProcessInfo.processInfo.systemUptime
         let spec = bundle.spec
         guard let process = spec.process else { throw RuntimeError("config.json: process: required to run a container") }
         guard let guestRoot = GuestArtifacts.guestRoot() else {
@@ -86,6 +87,8 @@ final class ContainerHost: @unchecked Sendable {
         // Restored (RAM mapped from the snapshot file, state loaded) or built to boot,
         // here: before the VMM joins its cgroup and confines itself.
         machine = try SnapshotCache.machine(configuration, agent: guestRoot + "/sm-init") { reporter.debug($0) }
+        session.mark("VMM set-up", at: began)
+        session.mark(machine.restoreSeconds == nil ? "machine built" : "machine restored")
         try state.save(record)
         prepared = true
     }
@@ -141,7 +144,7 @@ final class ContainerHost: @unchecked Sendable {
         machineEnded.enter()
         Thread.detachNewThread { [machineEnded] in
             do {
-                session.mark(machine.restoreSeconds == nil ? "guest booting" : "guest running (restored)")
+                session.mark(machine.restoreSeconds == nil ? "guest booting" : "guest running")
                 let report = try machine.run()
                 session.mark("guest ended")
                 reporter.debug("guest end: \(report.exit)")
