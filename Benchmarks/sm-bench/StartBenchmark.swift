@@ -11,7 +11,7 @@ struct StartBenchmark: ParsableCommand {
         commandName: "start",
         abstract: "First byte of output: cold boot vs snapshot restore vs runc; restore ms; PSS of N idle containers.")
 
-    @Option(help: "Timed runs of each series (interleaved; the order alternates each round).") var runs = 3
+    @Option(help: "Timed runs of each series (interleaved; the order alternates each round; 0: memory figures only).") var runs = 3
     @Option(help: "Idle containers of each kind for the memory figures (0: skip).") var idle = 3
     @Option(help: "The sm-runc binary (default: sm-runc beside sm-bench, i.e. the release build scripts/bench.sh makes).")
     var smRunc: String?
@@ -34,7 +34,7 @@ struct StartBenchmark: ParsableCommand {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     func run() throws {
-        guard runs >= 1, idle >= 0 else { throw ValidationError("--runs must be at least 1 and --idle at least 0") }
+        guard runs >= 0, idle >= 0, runs + idle > 0 else { throw ValidationError("--runs and --idle: 0 or more, not both 0") }
         let engine = EngineBenchmark.parseOrExit(smRunc.map { ["--sm-runc", $0] } ?? [])
         let smRunc = try engine.resolveSMRunc()
         let artifacts = try engine.guestArtifacts(forBinary: smRunc)
@@ -110,7 +110,7 @@ struct StartBenchmark: ParsableCommand {
             print("  round \(round + 1): " + cells.joined(separator: ", "))
             fflush(nil)
         }
-        report(results)
+        if runs > 0 { report(results) }
 
         if idle > 0 {
             print("")
@@ -359,7 +359,11 @@ struct StartBenchmark: ParsableCommand {
     /// snapshot file (restored) or the anonymous mapping of the guest's size (booted).
     func memoryUse(_ pid: pid_t) throws -> MemoryUse {
         // Read to EOF: /proc files have no size, and a sized read stops short.
-        let text = String(decoding: try readWholeFile("/proc/\(pid)/smaps", what: "smaps"), as: UTF8.self)
+        guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps") else {
+            throw Failure(description: "open /proc/\(pid)/smaps: \(String(cString: strerror(errno)))")
+        }
+        defer { try? file.close() }
+        let text = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
         var use = MemoryUse(pid: pid, pss: 0, rss: 0, guestRAMPss: 0, guestRAMRss: 0)
         var inGuestRAM = false
         for line in text.split(separator: "\n") {

@@ -22,7 +22,7 @@ struct Create: ParsableCommand {
         let loaded = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
-            SnapshotCache.makeOnFirstUse { [reporter = globals.reporter] in reporter.debug($0) }
+            SnapshotCache.makeOnFirstUse(size: try GuestSize.of(loaded.spec)) { [reporter = globals.reporter] in reporter.debug($0) }
             let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id,
                                            consoleSocket: loaded.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }
@@ -55,6 +55,8 @@ struct CreateRequest {
             throw RuntimeError("cannot use console socket if runc will not detach or allocate tty")
         }
         guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
+        // The microVM's size from the limits and annotations: refused here when it cannot be.
+        _ = try GuestSize.of(loaded.spec)
         return loaded
     }
 }

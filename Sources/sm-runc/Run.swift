@@ -32,7 +32,7 @@ struct Run: ParsableCommand {
         var saved = termios()
         let ownTerminal = terminal && consoleSocket == nil && isatty(0) == 1 && tcgetattr(0, &saved) == 0
         let state = try StateDirectory.create(root: globals.root, id: id)
-        SnapshotCache.makeOnFirstUse { [reporter = globals.reporter] in reporter.debug($0) }
+        SnapshotCache.makeOnFirstUse(size: try GuestSize.of(loaded.spec)) { [reporter = globals.reporter] in reporter.debug($0) }
         if ownTerminal { _ = cposix_make_raw(0) }
         defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
 

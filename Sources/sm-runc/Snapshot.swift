@@ -13,6 +13,9 @@ struct SnapshotCommand: ParsableCommand {
 
     @OptionGroup var globals: GlobalOptions
     @Flag(help: "Make it again even if a valid one exists.") var force = false
+    @Option(help: "Guest RAM in MiB (as a container with this size gets it: annotation io.sm-runc.memory_mib or its memory limit).")
+    var memoryMib = GuestSize.defaultMemoryMiB
+    @Option(help: "vCPUs (as a container with this many gets them).") var vcpus = 1
 
     func run() throws {
         let reporter = globals.reporter
@@ -22,8 +25,14 @@ struct SnapshotCommand: ParsableCommand {
         try SnapshotCache.prepareDirectory()
         // The container layout; `make` points the rootfs and binds shares at empty
         // private directories, which the snapshotted guest has not mounted yet.
+        guard (GuestSize.minimumMemoryMiB...GuestSize.maximumMemoryMiB).contains(memoryMib) else {
+            throw RuntimeError("--memory-mib \(memoryMib): want \(GuestSize.minimumMemoryMiB) to \(GuestSize.maximumMemoryMiB)")
+        }
+        guard (1...max(1, min(MachineConfiguration.maximumVCPUs, GuestSize.onlineCPUs()))).contains(vcpus) else {
+            throw RuntimeError("--vcpus \(vcpus): want 1 to \(max(1, min(MachineConfiguration.maximumVCPUs, GuestSize.onlineCPUs())))")
+        }
         let configuration = SnapshotCache.configuration(
-            kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot, rootfs: "/",
+            kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot, size: GuestSize(memoryMiB: memoryMib, vcpus: vcpus), rootfs: "/",
             binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
         let log: @Sendable (String) -> Void = { reporter.debug($0) }
         let began = Date()

@@ -281,6 +281,22 @@ extension VMBootTests {
             let small = try Run.makeBundle(args: ["true"], linux: ["resources": ["memory": ["limit": 64 << 20]]])
             defer { try? FileManager.default.removeItem(at: small) }
             try expectError(["create", "-b", small.path, "x"], "linux.resources.memory.limit: 67108864 bytes is below what this microVM needs")
+            // Guest sizes out of range, by annotation.
+            let sizes: [([String: String], String)] = [
+                (["io.sm-runc.memory_mib": "lots"], "annotation io.sm-runc.memory_mib: \"lots\" is not a number of MiB"),
+                (["io.sm-runc.memory_mib": "16"], "annotation io.sm-runc.memory_mib: \"16\" is not a number of MiB from 64"),
+                (["io.sm-runc.vcpus": "0"], "annotation io.sm-runc.vcpus: \"0\" is not a number of vCPUs"),
+                (["io.sm-runc.vcpus": "4096"], "annotation io.sm-runc.vcpus: 4096 vCPUs, this host gives a microVM at most"),
+            ]
+            for (annotations, text) in sizes {
+                let sized = try Run.makeBundle(args: ["true"], annotations: annotations)
+                defer { try? FileManager.default.removeItem(at: sized) }
+                try expectError(["create", "-b", sized.path, "x"], text)
+            }
+            let tooBig = try Run.makeBundle(args: ["true"], linux: ["resources": ["memory": ["limit": 256 << 20]]],
+                                            annotations: ["io.sm-runc.memory_mib": "240"])
+            defer { try? FileManager.default.removeItem(at: tooBig) }
+            try expectError(["create", "-b", tooBig.path, "x"], "240 MiB of guest RAM + 32 MiB for the VMM exceed linux.resources.memory.limit")
 
             // A kernel that cannot boot: create fails, the VMM is reaped, the state removed.
             let bogus = bundle.appendingPathComponent("bogus-vmlinux")

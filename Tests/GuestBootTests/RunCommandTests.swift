@@ -12,7 +12,8 @@ extension VMBootTests {
 
         /// `mounts` come after /proc; `linux` is merged into the spec's `linux`.
         static func makeBundle(args: [String], readonly: Bool = false, process extra: [String: Any] = [:],
-                               mounts: [[String: Any]] = [], linux: [String: Any] = [:], applets: [String] = []) throws -> URL {
+                               mounts: [[String: Any]] = [], linux: [String: Any] = [:], applets: [String] = [],
+                               annotations: [String: String] = [:]) throws -> URL {
             let bundle = FileManager.default.temporaryDirectory.appendingPathComponent("sm-runc-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
             let rootfs = bundle.appendingPathComponent("rootfs")
             for dir in ["bin", "proc", "dev", "tmp"] {
@@ -23,7 +24,7 @@ extension VMBootTests {
                 try FileManager.default.createSymbolicLink(atPath: rootfs.appendingPathComponent("bin/\(applet)").path, withDestinationPath: "busybox")
             }
             let process: [String: Any] = ["terminal": false, "user": ["uid": 0, "gid": 0], "args": args, "env": ["PATH=/bin"], "cwd": "/tmp"]
-            let config: [String: Any] = [
+            var config: [String: Any] = [
                 "ociVersion": "1.2.0",
                 "process": process.merging(extra) { $1 },
                 "root": ["path": "rootfs", "readonly": readonly],
@@ -31,6 +32,7 @@ extension VMBootTests {
                 "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]] + mounts,
                 "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]].merging(linux) { $1 },
             ]
+            if !annotations.isEmpty { config["annotations"] = annotations }
             try JSONSerialization.data(withJSONObject: config).write(to: bundle.appendingPathComponent("config.json"))
             return bundle
         }

@@ -61,7 +61,8 @@ final class ContainerHost: @unchecked Sendable {
         var prepared = false
         defer { if !prepared { BindShares.release(stateDirectory: state.path) } }
         // The fixed layout: a snapshot of it, when there is one, is restored below.
-        var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, rootfs: bundle.rootfs,
+        let size = try GuestSize.of(spec)
+        var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: bundle.rootfs,
                                                         binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
@@ -102,10 +103,7 @@ final class ContainerHost: @unchecked Sendable {
     /// cgroupsPath, there is nothing to join (as rootless runc).
     func joinCgroup(linux: Linux?, systemd: Bool) throws {
         if geteuid() != 0 && linux?.cgroupsPath == nil { return }
-        let minimum = Int64(machine.configuration.memoryMiB + Self.vmmOverheadMiB) << 20
-        if let limit = linux?.resources?.memory?.limit, limit > 0, limit < minimum {
-            throw RuntimeError("linux.resources.memory.limit: \(limit) bytes is below what this microVM needs (\(machine.configuration.memoryMiB) MiB of guest RAM + \(Self.vmmOverheadMiB) MiB for the VMM)")
-        }
+        // The guest was sized to fit the memory limit with the VMM (`GuestSize`).
         let cgroup: Cgroup
         do { cgroup = try Cgroup.forContainer(cgroupsPath: linux?.cgroupsPath, id: id, systemd: systemd) } catch {
             throw RuntimeError("cgroup: \(error)")
@@ -121,10 +119,6 @@ final class ContainerHost: @unchecked Sendable {
         }
         reporter.debug("joined cgroup \(cgroup.directories.map(\.path).joined(separator: ", "))")
     }
-
-    /// Host memory the VMM process needs besides guest RAM, counted against a memory
-    /// limit (code, Swift runtime, virtio-fs buffers; measured under 30 MiB).
-    static let vmmOverheadMiB = 64
 
     /// prestart and createRuntime: on the host, once the VM exists (its memory,
     /// devices and state record) and before the guest runs, so before the VMM

@@ -24,9 +24,11 @@ enum SnapshotCache {
 
     /// The fixed device layout of every container's machine: console, vsock, the
     /// agent's root share, the container's root and its bind staging directory.
-    static func configuration(kernel: String, guestRoot: String, rootfs: String, binds: MachineConfiguration.Share,
+    static func configuration(kernel: String, guestRoot: String, size: GuestSize, rootfs: String, binds: MachineConfiguration.Share,
                               vsock: String) -> MachineConfiguration {
         var configuration = MachineConfiguration(kernelPath: kernel)
+        configuration.memoryMiB = size.memoryMiB
+        configuration.vcpuCount = size.vcpus
         configuration.shares = [
             .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
             // Writable at the device: the agent makes mount points, then remounts the
@@ -110,11 +112,11 @@ enum SnapshotCache {
     /// is `off` or `restore`). Done here, in the command's own process, not in the VMM:
     /// the maker's guest and threads are gone before the container's VMM exists, which
     /// confines itself with every thread it has. A failure is logged and the VMM boots.
-    static func makeOnFirstUse(log: @escaping @Sendable (String) -> Void) {
+    static func makeOnFirstUse(size: GuestSize, log: @escaping @Sendable (String) -> Void) {
         guard policy == .make, let guestRoot = GuestArtifacts.guestRoot(), let kernel = try? GuestArtifacts.kernel() else { return }
         do {
             try prepareDirectory()
-            let configuration = self.configuration(kernel: kernel, guestRoot: guestRoot, rootfs: "/",
+            let configuration = self.configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: "/",
                                                    binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
             let entry = try self.entry(for: configuration, agent: guestRoot + "/sm-init")
             guard access(entry.path, F_OK) != 0 else { return }

@@ -1,0 +1,94 @@
+import Foundation
+import OCIBundle
+import VMM
+
+/// The size of a container's microVM, from its bundle:
+///
+/// - memory: the annotation `io.sm-runc.memory_mib` (MiB of guest RAM), else
+///   `linux.resources.memory.limit` minus the VMM's own share (`vmmOverheadMiB`), so
+///   that guest RAM plus the VMM fit in the cgroup and the guest's OOM killer acts
+///   before the host's; else `defaultMemoryMiB`.
+/// - vCPUs: the annotation `io.sm-runc.vcpus`, else `linux.resources.cpu` quota /
+///   period rounded up, else the number of CPUs in `cpu.cpus`; else 1. Never more
+///   than the host has online, nor than `MachineConfiguration.maximumVCPUs`.
+///
+/// A value out of range, malformed, or a memory limit the VM cannot live in is an
+/// error at `create`, before anything exists.
+struct GuestSize: Equatable, CustomStringConvertible {
+    var memoryMiB: Int
+    var vcpus: Int
+
+    static let memoryAnnotation = "io.sm-runc.memory_mib"
+    static let vcpusAnnotation = "io.sm-runc.vcpus"
+    static let defaultMemoryMiB = 128
+    /// The smallest guest the kernel and agent run a container in.
+    static let minimumMemoryMiB = 64
+    static let maximumMemoryMiB = Int(X86Layout.maximumRAM >> 20)
+    /// What the VMM process itself needs beside guest RAM inside the container's
+    /// memory limit (its heap and stacks, KVM's page tables and vCPU state charged
+    /// to the cgroup, the file server's buffers): measured at 6-10 MiB of private
+    /// memory for one vCPU (`scripts/bench.sh start`), with room to spare.
+    static let vmmOverheadMiB = 32
+
+    var description: String { "\(memoryMiB) MiB, \(vcpus) vCPU\(vcpus == 1 ? "" : "s")" }
+
+    static func of(_ spec: Spec, hostCPUs: Int = onlineCPUs()) throws -> GuestSize {
+        let annotations = spec.annotations ?? [:]
+        let limitBytes = spec.linux?.resources?.memory?.limit.flatMap { $0 > 0 ? $0 : nil }
+        var memory = defaultMemoryMiB
+        if let text = annotations[memoryAnnotation] {
+            guard let value = Int(text), (minimumMemoryMiB...maximumMemoryMiB).contains(value) else {
+                throw RuntimeError("annotation \(memoryAnnotation): \"\(text)\" is not a number of MiB from \(minimumMemoryMiB) to \(maximumMemoryMiB)")
+            }
+            memory = value
+            if let limitBytes, Int64(value + vmmOverheadMiB) << 20 > limitBytes {
+                throw RuntimeError("annotation \(memoryAnnotation): \(value) MiB of guest RAM + \(vmmOverheadMiB) MiB for the VMM " +
+                                   "exceed linux.resources.memory.limit (\(limitBytes) bytes)")
+            }
+        } else if let limitBytes {
+            let available = Int(min(limitBytes >> 20, Int64(maximumMemoryMiB + vmmOverheadMiB))) - vmmOverheadMiB
+            guard available >= minimumMemoryMiB else {
+                throw RuntimeError("linux.resources.memory.limit: \(limitBytes) bytes is below what this microVM needs " +
+                                   "(\(minimumMemoryMiB) MiB of guest RAM + \(vmmOverheadMiB) MiB for the VMM)")
+            }
+            memory = available
+        }
+
+        let maximum = max(1, min(MachineConfiguration.maximumVCPUs, hostCPUs))
+        var vcpus = 1
+        if let text = annotations[vcpusAnnotation] {
+            guard let value = Int(text), value >= 1 else {
+                throw RuntimeError("annotation \(vcpusAnnotation): \"\(text)\" is not a number of vCPUs (1 or more)")
+            }
+            guard value <= maximum else {
+                throw RuntimeError("annotation \(vcpusAnnotation): \(value) vCPUs, this host gives a microVM at most \(maximum)")
+            }
+            vcpus = value
+        } else if let cpu = spec.linux?.resources?.cpu {
+            if let quota = cpu.quota, quota > 0 {
+                let period = Int64(cpu.period ?? 100_000)
+                if period > 0 { vcpus = Int((quota + period - 1) / period) }
+            } else if let cpus = cpu.cpus, !cpus.isEmpty {
+                vcpus = try cpuCount(cpus)
+            }
+            vcpus = min(max(vcpus, 1), maximum)
+        }
+        return GuestSize(memoryMiB: memory, vcpus: vcpus)
+    }
+
+    /// The number of CPUs in a cpuset list ("0-3,6").
+    static func cpuCount(_ list: String) throws -> Int {
+        var count = 0
+        for part in list.split(separator: ",") {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            switch bounds.count {
+            case 1 where bounds[0] != nil: count += 1
+            case 2 where bounds[0] != nil && bounds[1] != nil && bounds[0]! <= bounds[1]!: count += bounds[1]! - bounds[0]! + 1
+            default: throw RuntimeError("linux.resources.cpu.cpus: \"\(list)\" is not a CPU list")
+            }
+        }
+        return count
+    }
+
+    static func onlineCPUs() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}

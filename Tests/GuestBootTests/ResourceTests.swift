@@ -1,0 +1,67 @@
+import Testing
+import Foundation
+import CPosix
+
+/// The microVM is sized from the bundle (issue 8): a memory limit gives the guest that
+/// limit minus the VMM's share, and an allocation past it ends in the guest's OOM
+/// killer (exit 137, the VMM gone) while the host's cgroup saw no OOM.
+extension VMBootTests {
+    @Suite struct ResourceTests {
+        typealias Lifecycle = LifecycleTests
+        typealias Run = RunCommandTests
+
+        /// Host cgroup v1 memory hierarchy (these hosts are hybrid); nil on pure v2.
+        static var memoryV1: String? {
+            FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/memory.limit_in_bytes") ? "/sys/fs/cgroup/memory" : nil
+        }
+
+        @Test func aMemoryLimitSizesTheGuestAndAnAllocationPastItEndsIn137() throws {
+            try requireKVM()
+            #expect(cposix_set_child_subreaper() == 0)
+            let parent = "/sm-runc-resources-\(getpid())"
+            defer {
+                for hierarchy in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] { rmdir("/sys/fs/cgroup/\(hierarchy)\(parent)") }
+                rmdir("/sys/fs/cgroup\(parent)")
+            }
+            let limit = 128 << 20
+            // 1. The guest sees about the limit: 128 MiB minus the VMM's 32 MiB is 96 MiB of RAM.
+            let sized = try Run.makeBundle(args: ["sh", "-c", "cat /proc/meminfo"],
+                                           linux: ["cgroupsPath": parent + "/sized", "resources": ["memory": ["limit": limit]]])
+            defer { try? FileManager.default.removeItem(at: sized) }
+            let root = sized.appendingPathComponent("state")
+            let log = sized.appendingPathComponent("log")
+            let run = try Lifecycle.smRunc(["--debug", "--log", log.path, "run", "-b", sized.path, "sized"], root: root)
+            let logged = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(run.status == 0, "\(run.stderr)\nlog:\n\(logged)")
+            let total = run.stdout.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
+                .flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first }.flatMap { Int($0) }
+            let kb = try #require(total, "meminfo:\n\(run.stdout)")
+            #expect(kb > 64 << 10 && kb <= 96 << 10, "MemTotal \(kb) kB for a 128 MiB limit")
+            #expect(logged.contains("96 MiB RAM"), "log:\n\(logged)")
+            print("a 128 MiB memory limit: guest MemTotal \(kb) kB")
+
+            // 2. Past the limit: dd's 200 MiB buffer in a 96 MiB guest. The guest's OOM
+            // killer ends it (SIGKILL: 137 from the VMM), not the host's.
+            let hungry = try Run.makeBundle(args: ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+                                            linux: ["cgroupsPath": parent + "/hungry", "resources": ["memory": ["limit": limit]]], applets: ["dd"])
+            defer { try? FileManager.default.removeItem(at: hungry) }
+            let hungryRoot = hungry.appendingPathComponent("state")
+            let pidFile = hungry.appendingPathComponent("pid")
+            let create = try Lifecycle.smRunc(["create", "-b", hungry.path, "--pid-file", pidFile.path, "hungry"], root: hungryRoot)
+            #expect(create.status == 0, "\(create.stderr)")
+            let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+            #expect(try Lifecycle.smRunc(["start", "hungry"], root: hungryRoot).status == 0)
+            let status = try #require(Lifecycle.reap(pid))
+            #expect(status & 0x7f == SIGKILL, "VMM wait status \(status)")
+            #expect(kill(pid, 0) != 0, "the VMM is still there")
+            let state = try Lifecycle.smRunc(["state", "hungry"], root: hungryRoot)
+            #expect(state.stdout.contains("\"status\": \"stopped\"") || state.stdout.contains("\"status\":\"stopped\""), "\(state.stdout)")
+            if let memory = Self.memoryV1 {
+                // The host cgroup's OOM killer never acted on the VMM.
+                let control = (try? String(contentsOfFile: memory + parent + "/hungry/memory.oom_control", encoding: .utf8)) ?? ""
+                #expect(control.contains("oom_kill 0"), "memory.oom_control:\n\(control)")
+            }
+            #expect(try Lifecycle.smRunc(["delete", "hungry"], root: hungryRoot).status == 0)
+        }
+    }
+}
