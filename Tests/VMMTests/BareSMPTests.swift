@@ -197,3 +197,26 @@ import Synchronization
         #expect(try Self.runOnThread(vcpus[1], timeout: 60) == .io(port: 0x11, size: 1, count: 1, isWrite: true, value: 0xa6, bytes: []))
     }
 }
+
+/// Machine's vCPU count check, before anything is built.
+@Suite struct MachineVCPUCountTests {
+    @Test(arguments: [0, -1, MachineConfiguration.maximumVCPUs + 1])
+    func aMachineRefusesAVCPUCountOutsideOneToNRCPUS(_ count: Int) {
+        var configuration = MachineConfiguration(kernelPath: "/nonexistent/vmlinux")
+        configuration.vcpuCount = count
+        #expect {
+            _ = try Machine(configuration)
+        } throws: { error in
+            guard case MachineError.invalidConfiguration(let what) = error else { return false }
+            return what.contains("vcpus \(count)") && what.contains("1 to \(MachineConfiguration.maximumVCPUs)")
+        }
+    }
+
+    @Test func theLimitIsTheGuestKernelsNRCPUS() throws {
+        #expect(MachineConfiguration.maximumVCPUs == 8)
+        // guest/kernel.config says the same.
+        let config = try String(contentsOfFile: #filePath.replacingOccurrences(of: "Tests/VMMTests/BareSMPTests.swift", with: "guest/kernel.config"),
+                                encoding: .utf8)
+        #expect(config.split(separator: "\n").contains("CONFIG_NR_CPUS=\(MachineConfiguration.maximumVCPUs)"))
+    }
+}

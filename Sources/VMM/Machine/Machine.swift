@@ -315,12 +315,13 @@ public final class Machine: @unchecked Sendable {
 
     /// Joins the ended vCPU threads, stops the event loop, reports.
     func finish(_ running: Running) -> MachineReport {
+        // Every vCPU thread has ended its work (`finished`): no more kicks, then join.
+        running.profiler?.cancel()
+        launched.store(false, ordering: .sequentiallyConsistent)
         for runner in vcpus {
             if runner.started.exchange(false, ordering: .sequentiallyConsistent) { runner.thread?.join() }
             runner.thread = nil          // the thread's closure holds this machine
         }
-        launched.store(false, ordering: .sequentiallyConsistent)
-        running.profiler?.cancel()
         eventLoop.stop()
 
         let exit = running.exit ?? .vmmError("vCPU threads ended without a result")
