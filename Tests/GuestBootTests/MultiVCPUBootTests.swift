@@ -41,6 +41,37 @@ extension VMBootTests {
                   "exits " + report.vcpuExits.enumerated().map { "vCPU \($0.offset): \($0.element.sorted { $0.key < $1.key })" }.joined(separator: "; "))
         }
 
+        @Test func aTwoVCPUGuestIsPausedAndResumedAndItsDeadlineStopsBothVCPUs() throws {
+            try requireKVM()
+            let artifacts = try GuestBootTests.artifacts()
+            let console = GuestBootTests.Console()
+            var configuration = GuestBootTests().configuration(artifacts, console: console)
+            configuration.vcpuCount = 2
+            let machine = try Machine(configuration)
+            let running = try machine.launch()
+            Thread.sleep(forTimeInterval: 8)      // vCPU 1 is up after ~5 s of boot here
+            #expect(machine.pause(), "both vCPU threads park")
+            Thread.sleep(forTimeInterval: 1)
+            #expect(running.exit == nil)
+            machine.resume()
+            #expect(running.finished.wait(timeout: .now() + GuestBootTests.deadline) == .success)
+            let report = machine.finish(running)
+            #expect(report.exit == .reset, "console:\n\(console.text)")
+            #expect(console.ready != nil, "console:\n\(console.text)")
+            for (index, exits) in report.vcpuExits.enumerated() {
+                #expect(exits["interrupted", default: 0] >= 1, "vCPU \(index) was kicked for the pause: \(exits)")
+            }
+
+            // A deadline (or any stop) ends every vCPU thread, whatever each is doing.
+            var short = GuestBootTests().configuration(artifacts, console: GuestBootTests.Console())
+            short.vcpuCount = 2
+            short.deadlineSeconds = 3
+            let began = monotonicSeconds()
+            let stopped = try Machine(short).run()
+            #expect(stopped.exit == .deadlineExceeded(seconds: 3))
+            #expect(monotonicSeconds() - began < 10)
+        }
+
         @Test func aTwoVCPUGuestIsSnapshottedAndRestoredWithBothVCPUsOnOneClock() throws {
             try requireKVM()
             let path = Snapshots.directory + "/smp.snap"
