@@ -34,6 +34,16 @@ static inline int ckvm_install_kick_handler(void) {
     sigemptyset(&sa.sa_mask);
     return sigaction(ckvm_kick_signal(), &sa, NULL);
 }
+/// Unblocks the kick signal in the calling thread. A thread inherits its creator's
+/// signal mask, and Dispatch worker threads (Swift concurrency, swift-testing) block
+/// every signal: a vCPU thread started from one would never see the kick, and a vCPU
+/// blocked in KVM_RUN (halted, or an AP waiting for its SIPI) would never return.
+static inline int ckvm_unblock_kick_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, ckvm_kick_signal());
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 
 /// pthread_setname_np(3) for the calling thread. Defined in ckvm.c: it needs
 /// _GNU_SOURCE, which must not leak into this header (Swift's Glibc module is

@@ -52,10 +52,9 @@ public enum X86VCPUSetup {
         return s
     }
 
-    /// Configures `vcpu` to start at `entry` in long mode.
+    /// Configures `vcpu` (the bootstrap processor, vCPU 0) to start at `entry` in long mode.
     public static func configure(_ vcpu: KVMVCPU, entry: GuestAddress, cpuid: [kvm_cpuid_entry2], cpuCount: Int) throws {
-        try vcpu.setCPUID(adjustedCPUID(cpuid, vcpuIndex: vcpu.index, cpuCount: cpuCount))
-        try vcpu.setMSRs(bootMSRs)
+        try configureCommon(vcpu, cpuid: cpuid, cpuCount: cpuCount)
 
         var sregs = try vcpu.specialRegisters()
         let code = segment(selector: codeSelector, type: 0xb, code: true)
@@ -87,8 +86,34 @@ public enum X86VCPUSetup {
         fpu.fcw = 0x37f
         fpu.mxcsr = 0x1f80
         try vcpu.setFPU(fpu)
+        try setLocalInterruptModes(vcpu)
+    }
 
-        // LINT0 delivers ExtINT (the PIC), LINT1 NMI, as firmware leaves them.
+    /// Configures an application processor (vCPU 1...): its CPUID (own APIC id), the
+    /// firmware MSRs and LAPIC LINT modes, and nothing else. Its registers stay in
+    /// the reset state and its MP state UNINITIALIZED: the guest kernel starts it with
+    /// INIT and STARTUP IPIs through KVM's in-kernel LAPIC, at the kernel's own
+    /// real-mode trampoline, as firmware leaves APs on a PC.
+    public static func configureApplicationProcessor(_ vcpu: KVMVCPU, cpuid: [kvm_cpuid_entry2], cpuCount: Int) throws {
+        precondition(vcpu.index != 0, "vCPU 0 is the bootstrap processor")
+        try configureCommon(vcpu, cpuid: cpuid, cpuCount: cpuCount)
+        try setLocalInterruptModes(vcpu)
+        // KVM creates non-BSP vCPUs UNINITIALIZED when the irqchip is in-kernel; say so
+        // explicitly, so an AP never runs from its reset vector without a SIPI.
+        try vcpu.setMPState(kvm_mp_state(mp_state: UInt32(KVM_MP_STATE_UNINITIALIZED)))
+    }
+
+    /// What every vCPU gets: CPUID with its APIC id and the CPU count, boot MSRs.
+    /// The TSC MSR is written 0 on each, in quick succession, which KVM treats as
+    /// one synchronized TSC (all vCPUs share one offset).
+    static func configureCommon(_ vcpu: KVMVCPU, cpuid: [kvm_cpuid_entry2], cpuCount: Int) throws {
+        try vcpu.setCPUID(adjustedCPUID(cpuid, vcpuIndex: vcpu.index, cpuCount: cpuCount))
+        try vcpu.setMSRs(bootMSRs)
+    }
+
+    /// LINT0 delivers ExtINT (the PIC), LINT1 NMI, as firmware leaves them (the MP
+    /// table says the same for every local APIC).
+    static func setLocalInterruptModes(_ vcpu: KVMVCPU) throws {
         var lapic = try vcpu.localAPIC()
         withUnsafeMutableBytes(of: &lapic.regs) { regs in
             func update(_ offset: Int, mode: UInt32) {

@@ -18,6 +18,7 @@ public enum SeccompPolicy {
         CKVM_GET_REGS, CKVM_SET_REGS,               // step over an emulator quirk (FWAIT/INT3 on nested hosts)
         CKVM_GET_SREGS,                             // decode the guest's instruction at RIP for that
         CKVM_GET_VCPU_EVENTS, CKVM_SET_VCPU_EVENTS, // inject a breakpoint exception back into the guest
+        CKVM_GET_MP_STATE,                          // the profiler's per-vCPU samples (an AP waiting for its SIPI)
     ].map { UInt64($0) }
 
     /// ioctls other threads make: the terminal size (TIOCGWINSZ) for a console.

@@ -10,6 +10,9 @@ public enum HostKind: String, Sendable, CaseIterable {
     /// KVM provided by `kvm_pvm` with `pvm_native` (a pagetable-based nested
     /// hypervisor): guest kernel code runs in KVM's instruction emulator, which lacks
     /// some instructions, and SYSCALL from guest user mode does not reach CPL0.
+    /// Multi-vCPU guests need no workaround of their own there: the APs' INIT/SIPI
+    /// bring-up and real-mode trampoline run (guest/README.md, SMP); the quirks
+    /// below and in `emulatorQuirk` apply on every vCPU.
     case emulating
 
     /// Reads `/sys/module/kvm_pvm/parameters/pvm_native`.

@@ -6,7 +6,13 @@ import Dispatch
 import Synchronization
 
 /// The composition root (Firecracker's `builder`): KVM, guest memory, the kernel
-/// loader, devices, the event loop and the vCPU thread, put together for one boot.
+/// loader, devices, the event loop and one thread per vCPU, put together for one boot.
+///
+/// vCPU 0 is the bootstrap processor: it starts at the kernel's 64-bit entry. The
+/// others (application processors) are left in their reset state, MP state
+/// UNINITIALIZED, and the guest kernel starts them with INIT/SIPI through KVM's
+/// in-kernel local APIC (the MP table lists them). Any vCPU's terminal exit (triple
+/// fault, emulation failure, ...) ends the whole machine.
 public final class Machine: @unchecked Sendable {
     public let configuration: MachineConfiguration
     public let hostKind: HostKind
@@ -15,7 +21,8 @@ public final class Machine: @unchecked Sendable {
     private let kvm: KVMSystem
     private let vm: KVMVirtualMachine
     private let memory: GuestMemory
-    private let vcpu: KVMVCPU
+    /// One per vCPU, index = APIC id; `vcpus[0]` is the BSP.
+    private let vcpus: [VCPURunner]
     private let eventLoop: EventLoop
     private let console: VirtioConsole
     private let consoleTransport: VirtioMMIOTransport
@@ -30,20 +37,14 @@ public final class Machine: @unchecked Sendable {
     public private(set) var restoreSteps: [(step: String, seconds: Double)] = []
     private let mmio: Bus
     private let pio: Bus
-    private let statistics = ExitStatistics()
     private let setupCPU: Double
     private let started: Double
     private let cpuAtStart: Double
 
     private let stopRequested = Atomic<Bool>(false)
     private let pauseRequested = Atomic<Bool>(false)
-    private let vcpuParked = Atomic<Bool>(false)
-    private let resumeSignal = DispatchSemaphore(value: 0)
-    private let profiling = Atomic<Bool>(false)
-    // Owned by the vCPU thread until it finishes, then read by `run`.
-    private var vcpuThread: OSThread?
-    private var kvmRunCPU: Double = 0
-    private var profile = GuestProfile()
+    /// Set by `launch`, cleared by `finish`: the vCPU threads are running.
+    private let launched = Atomic<Bool>(false)
 
     /// The guest's vsock context id (2 is the host, 3 the first guest).
     public static let guestCID: UInt64 = 3
@@ -62,7 +63,7 @@ public final class Machine: @unchecked Sendable {
         self.configuration = configuration
         let log = configuration.log
         guard (1...MachineConfiguration.maximumVCPUs).contains(configuration.vcpuCount) else {
-            throw MachineError.invalidConfiguration("vcpus \(configuration.vcpuCount): this VMM boots 1 vCPU (multi-vCPU bring-up is issue 8)")
+            throw MachineError.invalidConfiguration("vcpus \(configuration.vcpuCount): want 1 to \(MachineConfiguration.maximumVCPUs) (the guest kernel's NR_CPUS)")
         }
         let ramBytes = UInt64(configuration.memoryMiB) << 20
         guard configuration.memoryMiB >= 32, ramBytes <= X86Layout.maximumRAM else {
@@ -151,7 +152,9 @@ public final class Machine: @unchecked Sendable {
         parameters += configuration.extraKernelParameters
         commandLine = parameters.joined(separator: " ")
 
-        vcpu = try vm.createVCPU(index: 0)
+        let vm = self.vm
+        vcpus = try (0..<configuration.vcpuCount).map { VCPURunner(try vm.createVCPU(index: UInt32($0))) }
+        let kvmVCPUs = vcpus.map(\.vcpu)
         if let snapshot {
             // The command line is in the restored RAM already; this one only has to
             // describe the same devices, which the device section checks slot by slot.
@@ -160,7 +163,7 @@ public final class Machine: @unchecked Sendable {
             }
             for (transport, saved) in zip(transports, snapshot.devices.devices) { try transport.restoreState(saved) }
             let devicesReady = monotonicSeconds()
-            try snapshot.restore(into: vm, vcpus: [vcpu], system: kvm)
+            try snapshot.restore(into: vm, vcpus: kvmVCPUs, system: kvm)
             let stateReady = monotonicSeconds()
             // After the irqchip: interrupts raised now must not be overwritten by it.
             for transport in transports { transport.kickAfterRestore() }
@@ -182,9 +185,16 @@ public final class Machine: @unchecked Sendable {
         bootParams.randomSeed = try hostRandomBytes(32)
         try bootParams.write(to: memory)
 
-        try X86VCPUSetup.configure(vcpu, entry: entry!.entry, cpuid: try kvm.supportedCPUID(), cpuCount: configuration.vcpuCount)
+        let cpuid = try kvm.supportedCPUID()
+        for vcpu in kvmVCPUs {
+            if vcpu.index == 0 {
+                try X86VCPUSetup.configure(vcpu, entry: entry!.entry, cpuid: cpuid, cpuCount: configuration.vcpuCount)
+            } else {
+                try X86VCPUSetup.configureApplicationProcessor(vcpu, cpuid: cpuid, cpuCount: configuration.vcpuCount)
+            }
+        }
         setupCPU = processCPUSeconds() - cpuAtStart
-        log("machine built: \(configuration.memoryMiB) MiB RAM, kernel entry \(entry!.entry), " +
+        log("machine built: \(configuration.memoryMiB) MiB RAM, \(configuration.vcpuCount) vCPU(s), kernel entry \(entry!.entry), " +
             "\(formatFixed((monotonicSeconds() - started) * 1000, digits: 1)) ms")
     }
 
@@ -222,7 +232,7 @@ public final class Machine: @unchecked Sendable {
         let running = try launch()
         if let deadline = configuration.deadlineSeconds {
             if running.finished.wait(timeout: .now() + deadline) == .timedOut {
-                stop(running.thread)
+                stopAll()
                 running.finished.wait()
                 running.result.withLock { if $0 == nil || $0 == .vmmError("stopped") { $0 = .deadlineExceeded(seconds: deadline) } }
             }
@@ -234,15 +244,17 @@ public final class Machine: @unchecked Sendable {
 
     /// The threads of a running machine.
     final class Running: @unchecked Sendable {
+        /// Signalled once, when the last vCPU thread has ended.
         let finished = DispatchSemaphore(value: 0)
+        /// The first vCPU's terminal exit; the others then end as "stopped".
         let result = Mutex<GuestExit?>(nil)
-        // Set by `launch` before anyone else sees this object.
-        var thread: OSThread!
+        let remaining: Atomic<Int>
         var profiler: DispatchSourceTimer?
         var exit: GuestExit? { result.withLock { $0 } }
+        init(vcpuCount: Int) { remaining = Atomic(vcpuCount) }
     }
 
-    /// Starts the event loop and the vCPU thread.
+    /// Starts the event loop and one thread per vCPU (`sm-vcpu<N>`).
     func launch() throws -> Running {
         guard ckvm_install_kick_handler() == 0 else {
             throw SystemCallError(call: "sigaction", argument: "vCPU kick signal", errno: .init(rawValue: errno))
@@ -255,116 +267,158 @@ public final class Machine: @unchecked Sendable {
             eventLoopReady.signal()
         })
         eventLoopReady.wait()
-        let running = Running()
-        let thread = OSThread(name: "sm-vcpu0") { [self] in
-            let exit: GuestExit
-            do {
-                try confine?(.vcpu)
-                // The event loop confined itself before this thread was started (or failed to).
-                if let failure = confinementFailure.withLock({ $0 }) { throw VMMConfinementError(description: failure) }
-                exit = vcpuLoop()
-            } catch {
-                exit = .vmmError("\(error)")
+        let running = Running(vcpuCount: vcpus.count)
+        let began = monotonicSeconds()
+        for runner in vcpus {
+            runner.thread = OSThread(name: "sm-vcpu\(runner.vcpu.index)") { [self] in
+                let exit: GuestExit
+                do {
+                    // Before the seccomp filter: the kick must reach this thread whoever started it.
+                    guard ckvm_unblock_kick_signal() == 0 else {
+                        throw SystemCallError(call: "pthread_sigmask", argument: "unblock the vCPU kick signal", errno: .init(rawValue: errno))
+                    }
+                    try confine?(.vcpu)
+                    // The event loop confined itself before this thread was started (or failed to).
+                    if let failure = confinementFailure.withLock({ $0 }) { throw VMMConfinementError(description: failure) }
+                    exit = vcpuLoop(runner, began: began)
+                } catch {
+                    exit = .vmmError("\(error)")
+                }
+                let first = running.result.withLock { result in
+                    if result == nil { result = exit; return true }
+                    return false
+                }
+                // The first vCPU to end ends the machine: the others leave KVM_RUN.
+                if first { stopAll() }
+                if running.remaining.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 {
+                    running.finished.signal()
+                }
             }
-            running.result.withLock { $0 = exit }
-            running.finished.signal()
         }
-        running.thread = thread
-        vcpuThread = thread
-        try thread.start()
+        launched.store(true, ordering: .sequentiallyConsistent)
+        for (started, runner) in vcpus.enumerated() {
+            do {
+                try runner.thread!.start()
+                runner.started.store(true, ordering: .sequentiallyConsistent)
+            } catch {
+                // The threads already started see the stop; those never started count as ended.
+                running.result.withLock { if $0 == nil { $0 = .vmmError("\(error)") } }
+                stopAll()
+                for _ in started..<vcpus.count {
+                    if running.remaining.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { running.finished.signal() }
+                }
+                break
+            }
+        }
         running.profiler = startProfiler()
         return running
     }
 
-    /// Joins the ended vCPU thread, stops the event loop, reports.
+    /// Joins the ended vCPU threads, stops the event loop, reports.
     func finish(_ running: Running) -> MachineReport {
-        running.thread.join()
-        vcpuThread = nil          // the thread's closure holds this machine
+        // Every vCPU thread has ended its work (`finished`): no more kicks, then join.
         running.profiler?.cancel()
+        launched.store(false, ordering: .sequentiallyConsistent)
+        for runner in vcpus {
+            if runner.started.exchange(false, ordering: .sequentiallyConsistent) { runner.thread?.join() }
+            runner.thread = nil          // the thread's closure holds this machine
+        }
         eventLoop.stop()
 
-        let exit = running.exit ?? .vmmError("vCPU thread ended without a result")
+        let exit = running.exit ?? .vmmError("vCPU threads ended without a result")
+        var exits: [String: Int] = [:]
+        for runner in vcpus { exits.merge(runner.statistics.snapshot, uniquingKeysWith: +) }
         return MachineReport(
-            exit: exit, hostKind: hostKind, commandLine: commandLine, exits: statistics.snapshot,
+            exit: exit, hostKind: hostKind, commandLine: commandLine, exits: exits,
+            vcpuExits: vcpus.map(\.statistics.snapshot),
             wallSeconds: monotonicSeconds() - started, processCPUSeconds: processCPUSeconds() - cpuAtStart,
-            kvmRunCPUSeconds: kvmRunCPU, setupCPUSeconds: setupCPU,
-            profile: configuration.profileIntervalMilliseconds > 0 ? profile : nil)
+            kvmRunCPUSeconds: vcpus.reduce(0) { $0 + $1.kvmRunCPU }, setupCPUSeconds: setupCPU,
+            profile: configuration.profileIntervalMilliseconds > 0 ? vcpus[0].profile : nil,
+            vcpuSamples: configuration.profileIntervalMilliseconds > 0 ? vcpus.map(\.samples) : [])
     }
 
-    /// Pauses the guest: the vCPU leaves KVM_RUN and parks until `resume`. Returns
-    /// once it is parked (false if it did not within a second, or is not running).
+    /// Pauses the guest: every vCPU leaves KVM_RUN and parks until `resume`. Returns
+    /// once all are parked (false if they were not within a second, or are not running).
     @discardableResult
     public func pause() -> Bool {
-        guard let thread = vcpuThread else { return false }
+        guard launched.load(ordering: .sequentiallyConsistent) else { return false }
         pauseRequested.store(true, ordering: .sequentiallyConsistent)
-        vcpu.requestImmediateExit()
-        thread.kill(ckvm_kick_signal())
+        for runner in vcpus { runner.kick() }
+        func allParked() -> Bool { vcpus.allSatisfy { $0.parked.load(ordering: .sequentiallyConsistent) } }
         for _ in 0..<100 {
-            if vcpuParked.load(ordering: .sequentiallyConsistent) { return true }
+            if allParked() { return true }
             usleep(10_000)
         }
-        return vcpuParked.load(ordering: .sequentiallyConsistent)
+        return allParked()
     }
 
     /// Captures the paused guest into a snapshot file: stops the event loop, serves
     /// what the driver queued (so no request is in flight), then saves the devices,
-    /// the VM-wide state and the vCPU, and writes RAM. The machine cannot run on.
+    /// the VM-wide state and every vCPU, and writes RAM. The machine cannot run on.
     func captureStopped(to path: String, identity: SnapshotIdentity) throws {
-        guard vcpuParked.load(ordering: .sequentiallyConsistent) else { throw MachineError.snapshotFailed("the vCPU is not paused") }
+        for runner in vcpus where !runner.parked.load(ordering: .sequentiallyConsistent) {
+            throw MachineError.snapshotFailed("vCPU \(runner.vcpu.index) is not paused")
+        }
         eventLoop.stop()
         let devices = DeviceStates(devices: try transports.map { try $0.captureState() })
         let machineState = try MachineState.capture(vm)
-        let vcpuState = try VCPUState.capture(vcpu, system: kvm)
-        try SnapshotFile.write(to: path, identity: identity, machine: machineState, vcpus: [vcpuState],
+        let msrIndices = try kvm.msrIndexList()
+        let vcpuStates = try vcpus.map { try VCPUState.capture($0.vcpu, system: kvm, msrIndices: msrIndices) }
+        try SnapshotFile.write(to: path, identity: identity, machine: machineState, vcpus: vcpuStates,
                                devices: devices, memory: memory)
     }
 
     /// Lets a paused guest run on.
     public func resume() {
         pauseRequested.store(false, ordering: .sequentiallyConsistent)
-        resumeSignal.signal()
+        for runner in vcpus { runner.resumeSignal.signal() }
     }
 
-    /// Parks the vCPU thread while a pause is requested (a stop still ends it).
-    private func parkWhilePaused() {
+    /// Parks the calling vCPU thread while a pause is requested (a stop still ends it).
+    private func parkWhilePaused(_ runner: VCPURunner) {
         guard pauseRequested.load(ordering: .sequentiallyConsistent) else { return }
-        vcpuParked.store(true, ordering: .sequentiallyConsistent)
+        runner.parked.store(true, ordering: .sequentiallyConsistent)
         while pauseRequested.load(ordering: .sequentiallyConsistent) && !stopRequested.load(ordering: .sequentiallyConsistent) {
-            _ = resumeSignal.wait(timeout: .now() + 0.1)
+            _ = runner.resumeSignal.wait(timeout: .now() + 0.1)
         }
-        vcpuParked.store(false, ordering: .sequentiallyConsistent)
+        runner.parked.store(false, ordering: .sequentiallyConsistent)
     }
 
     /// Stops a running guest from another thread.
     public func requestStop() {
-        if let thread = vcpuThread { stop(thread) }
+        if launched.load(ordering: .sequentiallyConsistent) { stopAll() }
     }
 
-    private func stop(_ thread: OSThread) {
+    /// Every vCPU thread leaves KVM_RUN and ends.
+    private func stopAll() {
         stopRequested.store(true, ordering: .sequentiallyConsistent)
-        vcpu.requestImmediateExit()
-        thread.kill(ckvm_kick_signal())
+        for runner in vcpus { runner.kick() }
     }
 
+    /// Samples every vCPU each interval: the BSP's RIP goes to `profile`, and each
+    /// vCPU's (time, RIP, MP state) to its `samples`.
     private func startProfiler() -> DispatchSourceTimer? {
         let interval = configuration.profileIntervalMilliseconds
-        guard interval > 0, let thread = vcpuThread else { return nil }
+        guard interval > 0 else { return nil }
         let timer = DispatchSource.makeTimerSource()
         timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
         timer.setEventHandler { [self] in
-            profiling.store(true, ordering: .sequentiallyConsistent)
-            vcpu.requestImmediateExit()
-            thread.kill(ckvm_kick_signal())
+            for runner in vcpus {
+                runner.profiling.store(true, ordering: .sequentiallyConsistent)
+                runner.kick()
+            }
         }
         timer.resume()
         return timer
     }
 
-    // MARK: - vCPU thread
+    // MARK: - vCPU threads
 
-    private func vcpuLoop() -> GuestExit {
+    private func vcpuLoop(_ runner: VCPURunner, began: Double) -> GuestExit {
+        let vcpu = runner.vcpu
+        let statistics = runner.statistics
         var kvmRunTime = 0.0
-        defer { kvmRunCPU = kvmRunTime }
+        defer { runner.kvmRunCPU = kvmRunTime }
         var lastFailure: (rip: UInt64, count: Int) = (0, 0)
         while true {
             let before = threadCPUSeconds()
@@ -396,10 +450,10 @@ public final class Machine: @unchecked Sendable {
             case .interrupted:
                 vcpu.requestImmediateExit(false)
                 if stopRequested.load(ordering: .sequentiallyConsistent) { return .vmmError("stopped") }
-                parkWhilePaused()
+                parkWhilePaused(runner)
                 if stopRequested.load(ordering: .sequentiallyConsistent) { return .vmmError("stopped") }
-                if profiling.exchange(false, ordering: .sequentiallyConsistent), let regs = try? vcpu.registers() {
-                    profile.record(regs.rip)
+                if runner.profiling.exchange(false, ordering: .sequentiallyConsistent) {
+                    runner.sample(seconds: monotonicSeconds() - began)
                 }
                 statistics.count("interrupted")
             case .shutdown:
@@ -425,13 +479,13 @@ public final class Machine: @unchecked Sendable {
                             statistics.count("emulator quirk: \(quirk.name)")
                             continue
                         } catch {
-                            return .vmmError("handling \(quirk.name) at RIP 0x\(String(rip, radix: 16)): \(error)")
+                            return .vmmError("vCPU \(vcpu.index): handling \(quirk.name) at RIP 0x\(String(rip, radix: 16)): \(error)")
                         }
                     }
                 }
-                return .internalError(error.description, rip: rip)
+                return .internalError(vcpus.count > 1 ? "vCPU \(vcpu.index): \(error.description)" : error.description, rip: rip)
             case .other(let reason):
-                return .internalError("unhandled KVM exit reason \(reason)", rip: (try? vcpu.registers().rip) ?? 0)
+                return .internalError("vCPU \(vcpu.index): unhandled KVM exit reason \(reason)", rip: (try? vcpu.registers().rip) ?? 0)
             }
         }
     }
@@ -444,6 +498,53 @@ public final class Machine: @unchecked Sendable {
         let line = tail[start...].prefix { $0 != 0x0a && $0 != 0x0d }
         return .panic(String(decoding: line, as: UTF8.self))
     }
+}
+
+/// One vCPU and what its thread owns: the thread, its exit counts, its KVM_RUN CPU
+/// time and samples (written by that thread only, read after it is joined), and the
+/// flags other threads use to park, resume or sample it.
+final class VCPURunner: @unchecked Sendable {
+    let vcpu: KVMVCPU
+    let statistics = ExitStatistics()
+    let parked = Atomic<Bool>(false)
+    let profiling = Atomic<Bool>(false)
+    let resumeSignal = DispatchSemaphore(value: 0)
+    /// Set by `launch` before the thread starts, cleared by `finish` after the join.
+    var thread: OSThread?
+    /// The thread was started (and is not yet joined): it can be signalled.
+    let started = Atomic<Bool>(false)
+    var kvmRunCPU: Double = 0
+    var profile = GuestProfile()
+    var samples: [VCPUSample] = []
+    static let maximumSamples = 100_000
+
+    init(_ vcpu: KVMVCPU) { self.vcpu = vcpu }
+
+    /// Makes the vCPU leave (or not enter) KVM_RUN: immediate_exit plus the kick signal.
+    func kick() {
+        vcpu.requestImmediateExit()
+        if started.load(ordering: .sequentiallyConsistent) { thread?.kill(ckvm_kick_signal()) }
+    }
+
+    /// On the vCPU's own thread, outside KVM_RUN: records where it is.
+    func sample(seconds: Double) {
+        guard let regs = try? vcpu.registers() else { return }
+        profile.record(regs.rip)
+        guard samples.count < Self.maximumSamples else { return }
+        let mp = (try? vcpu.mpState().mp_state) ?? UInt32.max
+        let cs = (try? vcpu.specialRegisters().cs.selector) ?? 0
+        samples.append(VCPUSample(seconds: seconds, rip: regs.rip, codeSegment: cs, mpState: mp))
+    }
+}
+
+/// Where one vCPU was at one profiler tick.
+public struct VCPUSample: Sendable, Equatable {
+    /// Seconds since the vCPU threads were started.
+    public var seconds: Double
+    public var rip: UInt64
+    public var codeSegment: UInt16
+    /// KVM_MP_STATE_* (0 runnable, 1 uninitialized, 2 init received, 3 halted, 4 SIPI received).
+    public var mpState: UInt32
 }
 
 /// Instructions this machine's KVM emulator cannot run but that have a safe meaning

@@ -13,6 +13,7 @@ public struct MachineConfiguration: Sendable {
     /// connect to `<path>` and send "CONNECT <port>\n"). nil: no vsock device.
     public var vsockSocketPath: String?
     public var memoryMiB: Int = 128
+    /// vCPUs (1 to `maximumVCPUs`): vCPU 0 boots the kernel, the guest starts the others.
     public var vcpuCount: Int = 1
     /// Appended after the VMM's own kernel parameters.
     public var extraKernelParameters: [String] = []
@@ -71,7 +72,8 @@ public struct MachineConfiguration: Sendable {
         "console=hvc0", "quiet", "panic=-1", "reboot=t", "noreplace-smp", "percpu_alloc=page", "tsc=reliable",
     ]
 
-    public static let maximumVCPUs = 1
+    /// The guest kernel's `NR_CPUS` (guest/kernel.config).
+    public static let maximumVCPUs = 8
 }
 
 /// How a guest run ended.
@@ -108,8 +110,10 @@ public struct MachineReport: Sendable {
     public var exit: GuestExit
     public var hostKind: HostKind
     public var commandLine: String
-    /// VM exits handled in user space, by reason.
+    /// VM exits handled in user space, by reason, summed over the vCPUs.
     public var exits: [String: Int]
+    /// The same per vCPU (index = vCPU).
+    public var vcpuExits: [[String: Int]]
     /// Wall seconds from `run` to the end.
     public var wallSeconds: Double
     /// Host CPU seconds of the VMM process since the machine was built, and of it inside KVM_RUN.
@@ -117,7 +121,10 @@ public struct MachineReport: Sendable {
     public var kvmRunCPUSeconds: Double
     /// Host CPU seconds before the first KVM_RUN (loading, setup).
     public var setupCPUSeconds: Double
+    /// The boot vCPU's RIP samples (with `profileIntervalMilliseconds`).
     public var profile: GuestProfile?
+    /// Every vCPU's samples in time order (index = vCPU; empty without profiling).
+    public var vcpuSamples: [[VCPUSample]]
     public var vmmCPUSecondsOutsideKVMRun: Double { max(0, processCPUSeconds - kvmRunCPUSeconds) }
 }
 
