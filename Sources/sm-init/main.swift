@@ -75,6 +75,22 @@ func connectToHost() -> Channel? {
     }
 }
 
+/// How many OOM kills the guest kernel's log holds ("Killed process N (name)", which
+/// the OOM killer prints; the guest kernel has no VM event counters for /proc/vmstat).
+func oomKills() -> Int {
+    var buffer = [CChar](repeating: 0, count: 1 << 17)
+    let n = buffer.withUnsafeMutableBufferPointer { cguest_read_kernel_log($0.baseAddress, Int32($0.count)) }
+    guard n > 0 else { return 0 }
+    let bytes = buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }
+    let marker = Array("Killed process ".utf8)
+    var count = 0
+    var i = 0
+    while i + marker.count <= bytes.count {
+        if bytes[i] == marker[0] && Array(bytes[i..<i + marker.count]) == marker { count += 1; i += marker.count } else { i += 1 }
+    }
+    return count
+}
+
 /// Serves the VMM: `create` prepares the container's root and mounts, `start` runs
 /// its process; the process's exit ends the guest.
 func serve(_ channel: Channel) {
@@ -99,7 +115,12 @@ func serve(_ channel: Channel) {
         guard let start = try channel.nextControl(), start.type == .start, start.process == id else { return }
         do {
             try HookRunner.runAll(create.hooks?.startContainer, kind: "startContainer", state: hookState, root: Container.root)
+            let oomKillsBefore = oomKills()
             let status = try Supervisor(channel: channel, seccomp: create.seccomp).run(spec, id: id)
+            if cguest_signaled(status) != 0, cguest_term_signal(status) == SIGKILL, oomKills() > oomKillsBefore {
+                // What tells a guest OOM from the host's: the VMM logs this line (--debug).
+                say("sm-init: the container process was killed by the guest's OOM killer (guest RAM exhausted)")
+            }
             let exited = cguest_signaled(status) != 0
                 ? ControlMessage(type: .exited, process: id, signal: cguest_term_signal(status))
                 : ControlMessage(type: .exited, process: id, exitCode: cguest_exit_code(status))

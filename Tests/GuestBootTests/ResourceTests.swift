@@ -40,28 +40,56 @@ extension VMBootTests {
             #expect(logged.contains("96 MiB RAM"), "log:\n\(logged)")
             print("a 128 MiB memory limit: guest MemTotal \(kb) kB")
 
-            // 2. Past the limit: dd's 200 MiB buffer in a 96 MiB guest. The guest's OOM
-            // killer ends it (SIGKILL: 137 from the VMM), not the host's.
-            let hungry = try Run.makeBundle(args: ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
+            // 2. Past the limit: the guest's OOM killer ends the process (SIGKILL: 137 from
+            // the VMM), and says so; the host's OOM killer never acted.
+            // dd's buffer is 97% of the guest's RAM: one allocation the kernel grants
+            // (its overcommit heuristic refuses more than RAM), which cannot all be resident.
+            let hungry = try Run.makeBundle(args: ["dd", "if=/dev/zero", "of=/dev/null", "bs=\(kb * 97 / 100)k", "count=1"],
                                             linux: ["cgroupsPath": parent + "/hungry", "resources": ["memory": ["limit": limit]]], applets: ["dd"])
             defer { try? FileManager.default.removeItem(at: hungry) }
             let hungryRoot = hungry.appendingPathComponent("state")
             let pidFile = hungry.appendingPathComponent("pid")
-            let create = try Lifecycle.smRunc(["create", "-b", hungry.path, "--pid-file", pidFile.path, "hungry"], root: hungryRoot)
+            let hungryLog = hungry.appendingPathComponent("log")
+            let create = try Lifecycle.smRunc(["--debug", "--log", hungryLog.path, "create", "-b", hungry.path, "--pid-file", pidFile.path, "hungry"],
+                                              root: hungryRoot)
             #expect(create.status == 0, "\(create.stderr)")
             let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
             #expect(try Lifecycle.smRunc(["start", "hungry"], root: hungryRoot).status == 0)
             let status = try #require(Lifecycle.reap(pid))
             #expect(status & 0x7f == SIGKILL, "VMM wait status \(status)")
             #expect(kill(pid, 0) != 0, "the VMM is still there")
-            let state = try Lifecycle.smRunc(["state", "hungry"], root: hungryRoot)
-            #expect(state.stdout.contains("\"status\": \"stopped\"") || state.stdout.contains("\"status\":\"stopped\""), "\(state.stdout)")
+            let hungryLogged = (try? String(contentsOf: hungryLog, encoding: .utf8)) ?? ""
+            #expect(hungryLogged.contains("killed by the guest's OOM killer"), "log:\n\(hungryLogged.suffix(3000))")
+            #expect(try Lifecycle.status("hungry", root: hungryRoot) == "stopped")
             if let memory = Self.memoryV1 {
                 // The host cgroup's OOM killer never acted on the VMM.
                 let control = (try? String(contentsOfFile: memory + parent + "/hungry/memory.oom_control", encoding: .utf8)) ?? ""
                 #expect(control.contains("oom_kill 0"), "memory.oom_control:\n\(control)")
             }
             #expect(try Lifecycle.smRunc(["delete", "hungry"], root: hungryRoot).status == 0)
+        }
+
+        /// `io.sm-runc.vcpus: 2`: the guest has 2 CPUs (nproc) and two busy shells
+        /// accumulate user time on both (guest /proc/stat).
+        @Test func twoVCPUsRunThreadsOnBoth() throws {
+            try requireKVM()
+            let loop = "(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done)"
+            let bundle = try Run.makeBundle(args: ["sh", "-c", "nproc; \(loop) & \(loop) & wait; grep '^cpu[0-9]' /proc/stat"],
+                                            applets: ["nproc", "grep"], annotations: ["io.sm-runc.vcpus": "2"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let log = bundle.appendingPathComponent("log")
+            let run = try Lifecycle.smRunc(["--debug", "--log", log.path, "run", "-b", bundle.path, "twocpu"],
+                                           root: bundle.appendingPathComponent("state"))
+            let logged = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            #expect(run.status == 0, "\(run.stderr)\nlog:\n\(logged.suffix(3000))")
+            let lines = run.stdout.split(separator: "\n")
+            #expect(lines.first == "2", "stdout:\n\(run.stdout)")
+            let user = lines.filter { $0.hasPrefix("cpu") }.compactMap { line -> Int? in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.count > 1 ? Int(fields[1]) : nil
+            }
+            #expect(user.count == 2 && user.allSatisfy { $0 > 0 }, "user ticks per CPU \(user); stdout:\n\(run.stdout)")
+            print("2 vCPUs: nproc \(lines.first ?? "?"), user ticks per CPU \(user)")
         }
     }
 }

@@ -14,6 +14,7 @@
 static inline int cguest_restart(void) { return reboot(RB_AUTOBOOT); }
 #include <sys/wait.h>
 #include <sys/mount.h>
+#include <sys/klog.h>
 #include <signal.h>
 
 #include <fcntl.h>
@@ -119,6 +120,11 @@ static inline int cguest_add_entropy(int fd, const unsigned char *bytes, int len
     memcpy(info.buf, bytes, (size_t)length);
     if (ioctl(fd, RNDADDENTROPY, &info) != 0) return -1;
     return ioctl(fd, RNDRESEEDCRNG);
+}
+
+/// The whole kernel log buffer (syslog(2) SYSLOG_ACTION_READ_ALL): bytes read or -1.
+static inline int cguest_read_kernel_log(char *buffer, int length) {
+    return klogctl(3, buffer, length);
 }
 
 #endif

@@ -184,6 +184,8 @@ public enum SeccompPolicy {
         SyscallRule("brk", "the allocator"),
         SyscallRule("rt_sigprocmask", "signal masks around the kick"),
         SyscallRule("rt_sigreturn", "return from the kick handler"),
+        SyscallRule("tgkill", "the first vCPU to end kicks the others out of KVM_RUN (the kick signal only)",
+                    argument: (2, [UInt64(ckvm_kick_signal())])),
         SyscallRule("gettid", "thread identity (locks)"),
         SyscallRule("getpid", "thread identity"),
         SyscallRule("exit", "the thread ends with the guest"),
