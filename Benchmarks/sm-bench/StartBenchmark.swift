@@ -309,15 +309,6 @@ struct StartBenchmark: ParsableCommand {
 
     // MARK: - Memory
 
-    struct MemoryUse {
-        var pid: pid_t
-        var pss: Int          // kB, whole process
-        var rss: Int
-        var guestRAMPss: Int  // kB, the guest RAM mapping
-        var guestRAMRss: Int
-        var vmmPss: Int { pss - guestRAMPss }
-    }
-
     /// Starts `idle` containers of one kind, measures each VMM once all print ready, removes them.
     func idleContainers(kind: String, bundle: String, smRunc: String, work: Work, environment: [String],
                         interrupts: Interrupts) throws -> [MemoryUse] {
@@ -351,39 +342,8 @@ struct StartBenchmark: ParsableCommand {
             guard let pid = pid_t((try? String(contentsOfFile: entry.pidFile, encoding: .utf8)) ?? "") else {
                 throw Failure(description: "\(entry.pidFile): no pid")
             }
-            return try memoryUse(pid)
+            return try MemoryUse.of(pid, guestRAMMiB: 128)
         }
-    }
-
-    /// Sums Pss and Rss over /proc/PID/smaps; the guest RAM is the mapping of the
-    /// snapshot file (restored) or the anonymous mapping of the guest's size (booted).
-    func memoryUse(_ pid: pid_t) throws -> MemoryUse {
-        // Read to EOF: /proc files have no size, and a sized read stops short.
-        guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps") else {
-            throw Failure(description: "open /proc/\(pid)/smaps: \(String(cString: strerror(errno)))")
-        }
-        defer { try? file.close() }
-        let text = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
-        var use = MemoryUse(pid: pid, pss: 0, rss: 0, guestRAMPss: 0, guestRAMRss: 0)
-        var inGuestRAM = false
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard let key = fields.first else { continue }
-            if key.contains("-") && !key.hasSuffix(":") {
-                // A mapping header: range perms offset dev inode [path].
-                let bounds = key.split(separator: "-").compactMap { UInt64($0, radix: 16) }
-                let size = bounds.count == 2 ? bounds[1] - bounds[0] : 0
-                let path = fields.count > 5 ? String(fields[5]) : ""
-                inGuestRAM = path.hasSuffix(".snap") || (path.isEmpty && size == 128 << 20)
-            } else if key == "Pss:", fields.count > 1, let kb = Int(fields[1]) {
-                use.pss += kb
-                if inGuestRAM { use.guestRAMPss += kb }
-            } else if key == "Rss:", fields.count > 1, let kb = Int(fields[1]) {
-                use.rss += kb
-                if inGuestRAM { use.guestRAMRss += kb }
-            }
-        }
-        return use
     }
 
     func reportMemory(_ kinds: [(String, [MemoryUse])]) {
