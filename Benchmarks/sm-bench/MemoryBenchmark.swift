@@ -51,8 +51,8 @@ struct MemoryBenchmark: ParsableCommand {
         }
         print("  measured after each start, once the new container printed ready plus 2 s; /proc/PID/smaps of every VMM")
         print("")
-        print("  " + ["n", "VMM PSS each", "VMM PSS total", "guest RAM RSS each", "guest RAM PSS total", "all PSS total"]
-            .map { $0.padding(toLength: 20, withPad: " ", startingAt: 0) }.joined())
+        print("  " + ["n", "VMM PSS each", "VMM private each", "VMM PSS total", "guest RAM RSS each", "guest RAM PSS total", "all PSS total"]
+            .map { $0.padding(toLength: 19, withPad: " ", startingAt: 0) }.joined())
         fflush(nil)
         var last: [MemoryUse] = []
         for n in 1...containers {
@@ -75,14 +75,16 @@ struct MemoryBenchmark: ParsableCommand {
             last = try started.map { try MemoryUse.of($0.pid, guestRAMMiB: memoryMib) }
             let vmm = last.map(\.vmmPss).reduce(0, +), ram = last.map(\.guestRAMPss).reduce(0, +)
             let resident = last.map(\.guestRAMRss).reduce(0, +)
-            print("  " + ["\(n)", mib(vmm / n), mib(vmm), mib(resident / n), mib(ram), mib(vmm + ram)]
-                .map { $0.padding(toLength: 20, withPad: " ", startingAt: 0) }.joined())
+            let own = last.map(\.vmmPrivate).reduce(0, +)
+            print("  " + ["\(n)", mib(vmm / n), mib(own / n), mib(vmm), mib(resident / n), mib(ram), mib(vmm + ram)]
+                .map { $0.padding(toLength: 19, withPad: " ", startingAt: 0) }.joined())
             fflush(nil)
         }
         print("")
         print("  per VMM at \(containers) (pid: VMM PSS / guest RAM RSS / guest RAM PSS, MiB): "
             + last.map { "\($0.pid): \(mib($0.vmmPss)) / \(mib($0.guestRAMRss)) / \(mib($0.guestRAMPss))" }.joined(separator: ", "))
         print("  VMM PSS = PSS of every mapping but guest RAM (code and libraries shared among the VMMs count once in total);")
+        print("  VMM private = pages of those mappings no other process maps (heap, stacks, KVM-visible state: what one more VMM adds)")
         print("  guest RAM RSS = guest pages resident on the host; PSS shares the snapshot's page-cache pages among the VMMs")
     }
 

@@ -9,6 +9,8 @@ struct MemoryUse {
     var rss = 0
     var guestRAMPss = 0
     var guestRAMRss = 0
+    /// Pages only this process maps (Private_Clean + Private_Dirty), outside guest RAM.
+    var vmmPrivate = 0
     /// The VMM's own memory: everything but guest RAM.
     var vmmPss: Int { pss - guestRAMPss }
 
@@ -37,6 +39,8 @@ struct MemoryUse {
             } else if key == "Pss:", fields.count > 1, let kb = Int(fields[1]) {
                 use.pss += kb
                 if inGuestRAM { use.guestRAMPss += kb }
+            } else if key == "Private_Clean:" || key == "Private_Dirty:", fields.count > 1, let kb = Int(fields[1]) {
+                if !inGuestRAM { use.vmmPrivate += kb }
             } else if key == "Rss:", fields.count > 1, let kb = Int(fields[1]) {
                 use.rss += kb
                 if inGuestRAM { use.guestRAMRss += kb }
