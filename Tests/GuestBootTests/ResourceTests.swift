@@ -38,6 +38,7 @@ extension VMBootTests {
             let kb = try #require(total, "meminfo:\n\(run.stdout)")
             #expect(kb > 64 << 10 && kb <= 96 << 10, "MemTotal \(kb) kB for a 128 MiB limit")
             #expect(logged.contains("96 MiB RAM"), "log:\n\(logged)")
+            #expect(logged.contains("microVM size: 96 MiB, 1 vCPU (memory: linux.resources.memory.limit minus 32 MiB for the VMM"), "log:\n\(logged)")
             print("a 128 MiB memory limit: guest MemTotal \(kb) kB")
 
             // 2. Past the limit: the guest's OOM killer ends the process (SIGKILL: 137 from
@@ -69,13 +70,14 @@ extension VMBootTests {
             #expect(try Lifecycle.smRunc(["delete", "hungry"], root: hungryRoot).status == 0)
         }
 
-        /// `io.sm-runc.vcpus: 2`: the guest has 2 CPUs (nproc) and two busy shells
-        /// accumulate user time on both (guest /proc/stat).
+        /// A CPU quota of 2 CPUs (podman --cpus=2) gives 2 vCPUs: the guest has 2 CPUs
+        /// (nproc) and two busy shells accumulate user time on both (guest /proc/stat).
         @Test func twoVCPUsRunThreadsOnBoth() throws {
             try requireKVM()
             let loop = "(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done)"
             let bundle = try Run.makeBundle(args: ["sh", "-c", "nproc; \(loop) & \(loop) & wait; grep '^cpu[0-9]' /proc/stat"],
-                                            applets: ["nproc", "grep"], annotations: ["io.sm-runc.vcpus": "2"])
+                                            linux: ["resources": ["cpu": ["quota": 200_000, "period": 100_000]]],
+                                            applets: ["nproc", "grep"])
             defer { try? FileManager.default.removeItem(at: bundle) }
             let log = bundle.appendingPathComponent("log")
             let run = try Lifecycle.smRunc(["--debug", "--log", log.path, "run", "-b", bundle.path, "twocpu"],
@@ -84,6 +86,7 @@ extension VMBootTests {
             #expect(run.status == 0, "\(run.stderr)\nlog:\n\(logged.suffix(3000))")
             let lines = run.stdout.split(separator: "\n")
             #expect(lines.first == "2", "stdout:\n\(run.stdout)")
+            #expect(logged.contains("microVM size: 128 MiB, 2 vCPUs (memory: default; vCPUs: the CPU quota/period)"), "log:\n\(logged.prefix(3000))")
             let user = lines.filter { $0.hasPrefix("cpu") }.compactMap { line -> Int? in
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 return fields.count > 1 ? Int(fields[1]) : nil

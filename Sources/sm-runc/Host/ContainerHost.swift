@@ -62,6 +62,7 @@ final class ContainerHost: @unchecked Sendable {
         defer { if !prepared { BindShares.release(stateDirectory: state.path) } }
         // The fixed layout: a snapshot of it, when there is one, is restored below.
         let size = try GuestSize.of(spec)
+        reporter.debug("microVM size: \(size)")
         var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: bundle.rootfs,
                                                         binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil

@@ -17,6 +17,8 @@ import VMM
 struct GuestSize: Equatable, CustomStringConvertible {
     var memoryMiB: Int
     var vcpus: Int
+    /// Where each figure came from (for --debug), e.g. "memory from the memory limit, vCPUs by default".
+    var origin = ""
 
     static let memoryAnnotation = "io.sm-runc.memory_mib"
     static let vcpusAnnotation = "io.sm-runc.vcpus"
@@ -30,17 +32,23 @@ struct GuestSize: Equatable, CustomStringConvertible {
     /// memory for one vCPU (`scripts/bench.sh start`), with room to spare.
     static let vmmOverheadMiB = 32
 
-    var description: String { "\(memoryMiB) MiB, \(vcpus) vCPU\(vcpus == 1 ? "" : "s")" }
+    var description: String {
+        "\(memoryMiB) MiB, \(vcpus) vCPU\(vcpus == 1 ? "" : "s")" + (origin.isEmpty ? "" : " (\(origin))")
+    }
+
+    static func == (a: GuestSize, b: GuestSize) -> Bool { a.memoryMiB == b.memoryMiB && a.vcpus == b.vcpus }
 
     static func of(_ spec: Spec, hostCPUs: Int = onlineCPUs()) throws -> GuestSize {
         let annotations = spec.annotations ?? [:]
         let limitBytes = spec.linux?.resources?.memory?.limit.flatMap { $0 > 0 ? $0 : nil }
         var memory = defaultMemoryMiB
+        var memoryOrigin = "default"
         if let text = annotations[memoryAnnotation] {
             guard let value = Int(text), (minimumMemoryMiB...maximumMemoryMiB).contains(value) else {
                 throw RuntimeError("annotation \(memoryAnnotation): \"\(text)\" is not a number of MiB from \(minimumMemoryMiB) to \(maximumMemoryMiB)")
             }
             memory = value
+            memoryOrigin = memoryAnnotation
             if let limitBytes, Int64(value + vmmOverheadMiB) << 20 > limitBytes {
                 throw RuntimeError("annotation \(memoryAnnotation): \(value) MiB of guest RAM + \(vmmOverheadMiB) MiB for the VMM " +
                                    "exceed linux.resources.memory.limit (\(limitBytes) bytes)")
@@ -52,10 +60,12 @@ struct GuestSize: Equatable, CustomStringConvertible {
                                    "(\(minimumMemoryMiB) MiB of guest RAM + \(vmmOverheadMiB) MiB for the VMM)")
             }
             memory = available
+            memoryOrigin = "linux.resources.memory.limit minus \(vmmOverheadMiB) MiB for the VMM"
         }
 
         let maximum = max(1, min(MachineConfiguration.maximumVCPUs, hostCPUs))
         var vcpus = 1
+        var vcpuOrigin = "default"
         if let text = annotations[vcpusAnnotation] {
             guard let value = Int(text), value >= 1 else {
                 throw RuntimeError("annotation \(vcpusAnnotation): \"\(text)\" is not a number of vCPUs (1 or more)")
@@ -64,16 +74,20 @@ struct GuestSize: Equatable, CustomStringConvertible {
                 throw RuntimeError("annotation \(vcpusAnnotation): \(value) vCPUs, this host gives a microVM at most \(maximum)")
             }
             vcpus = value
+            vcpuOrigin = vcpusAnnotation
         } else if let cpu = spec.linux?.resources?.cpu {
             if let quota = cpu.quota, quota > 0 {
                 let period = Int64(cpu.period ?? 100_000)
                 if period > 0 { vcpus = Int((quota + period - 1) / period) }
+                vcpuOrigin = "the CPU quota/period"
             } else if let cpus = cpu.cpus, !cpus.isEmpty {
                 vcpus = try cpuCount(cpus)
+                vcpuOrigin = "cpu.cpus"
             }
+            if vcpus > maximum { vcpuOrigin += ", at most \(maximum) here" }
             vcpus = min(max(vcpus, 1), maximum)
         }
-        return GuestSize(memoryMiB: memory, vcpus: vcpus)
+        return GuestSize(memoryMiB: memory, vcpus: vcpus, origin: "memory: \(memoryOrigin); vCPUs: \(vcpuOrigin)")
     }
 
     /// The number of CPUs in a cpuset list ("0-3,6").
