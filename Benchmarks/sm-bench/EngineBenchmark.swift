@@ -293,6 +293,25 @@ final class Interrupts: @unchecked Sendable {
         return interrupts
     }
 
+    /// posix_spawn of `argv` with `environment`, default signal dispositions and an
+    /// empty mask (`childSpawnAttributes`); the child is recorded under the lock, so an
+    /// interrupt or a deadline can kill it (the caller clears `child` before reaping).
+    func spawn(_ argv: [String], environment: [String], actions: inout posix_spawn_file_actions_t) throws -> pid_t {
+        var attributes = childSpawnAttributes()
+        defer { posix_spawnattr_destroy(&attributes) }
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) }; cEnvironment.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = child.withLock { child -> Int32 in
+            let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
+            if rc == 0 { child = pid }
+            return rc
+        }
+        guard rc == 0 else { throw EngineBenchmark.Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
+        return pid
+    }
+
     func kill(_ signal: Int32) {
         child.withLock { pid in if pid > 0 { _ = Glibc.kill(pid, signal) } }
     }
@@ -422,23 +441,9 @@ struct Work {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, files[0], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, files[1], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = childSpawnAttributes()
-        defer { posix_spawnattr_destroy(&attributes) }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = (environment + extraEnvironment).map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) }; cEnvironment.forEach { free($0) } }
-
         let watch = interrupts ?? Interrupts()
-        var pid: pid_t = 0
         let start = monotonicSeconds()
-        let rc = watch.child.withLock { child -> Int32 in
-            let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-            if rc == 0 { child = pid }
-            return rc
-        }
-        guard rc == 0 else {
-            throw EngineBenchmark.Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))")
-        }
+        let pid = try watch.spawn(argv, environment: environment + extraEnvironment, actions: &actions)
         let timedOut = Atomic<Bool>(false)
         let watchdog = DispatchSource.makeTimerSource(queue: .global())
         watchdog.schedule(deadline: .now() + deadline)

@@ -186,21 +186,11 @@ struct StartBenchmark: ParsableCommand {
         posix_spawn_file_actions_addopen(&actions, 2, errFile, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
-        var attributes = childSpawnAttributes()
-        defer { posix_spawnattr_destroy(&attributes) }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup($0) } + [nil]
-        defer { cArguments.forEach { free($0) }; cEnvironment.forEach { free($0) } }
-        var pid: pid_t = 0
         let start = monotonicSeconds()
-        let rc = interrupts.child.withLock { child -> Int32 in
-            let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArguments, cEnvironment)
-            if rc == 0 { child = pid }
-            return rc
-        }
+        let spawned = Result { try interrupts.spawn(argv, environment: environment, actions: &actions) }
         close(fds[1])
         defer { close(fds[0]) }
-        guard rc == 0 else { throw Failure(description: "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))") }
+        let pid = try spawned.get()
         var first: Double?
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -50,14 +50,7 @@ import Synchronization
         let ap: KVMVCPU
 
         init() throws {
-            kvm = try KVMSystem()
-            vm = try kvm.createVM()
-            try vm.setTSSAddress(X86Layout.tss)
-            try vm.createIRQChip()
-            memory = try GuestMemory(size: 4 << 20)
-            try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: memory.size, hostAddress: memory.hostAddress)
-            try X86VCPUSetup.writeBootTables(to: memory)
-            try memory.write(bytes: BareSMPTests.bootProgram, at: BareSMPTests.bootCode)
+            (kvm, vm, memory) = try makeBareVM(code: BareSMPTests.bootProgram, at: BareSMPTests.bootCode)
             try memory.write(bytes: BareSMPTests.apProgram, at: BareSMPTests.trampoline)
             bsp = try vm.createVCPU(index: 0)
             ap = try vm.createVCPU(index: 1)

@@ -16,14 +16,8 @@ import Testing
         var quirks: [String] = []
 
         init(code: [UInt8], breakpointHandler: [UInt8]? = nil) throws {
-            let kvm = try KVMSystem()
-            vm = try kvm.createVM()
-            try vm.setTSSAddress(X86Layout.tss)
-            try vm.createIRQChip()
-            memory = try GuestMemory(size: 4 << 20)
-            try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: memory.size, hostAddress: memory.hostAddress)
-            try X86VCPUSetup.writeBootTables(to: memory)
-            try memory.write(bytes: code, at: BareVCPUTests.codeAddress)
+            let kvm: KVMSystem
+            (kvm, vm, memory) = try makeBareVM(code: code, at: BareVCPUTests.codeAddress)
             vcpu = try vm.createVCPU(index: 0)
             try X86VCPUSetup.configure(vcpu, entry: BareVCPUTests.codeAddress, cpuid: try kvm.supportedCPUID(), cpuCount: 1)
             if let breakpointHandler {

@@ -1,4 +1,5 @@
 import Foundation
+@testable import VMM
 
 struct ToolError: Error, CustomStringConvertible {
     let description: String
@@ -24,4 +25,18 @@ func runTool(_ path: String, _ arguments: [String], input: [UInt8] = []) throws 
         throw ToolError(description: "\(path) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
     }
     return String(decoding: output, as: UTF8.self)
+}
+
+/// A bare VM for the vCPU tests: TSS, in-kernel irqchip, 4 MiB of RAM in slot 0 and
+/// the boot tables (GDT, identity page tables) written, with `code` at `codeAddress`.
+func makeBareVM(code: [UInt8], at codeAddress: GuestAddress) throws -> (kvm: KVMSystem, vm: KVMVirtualMachine, memory: GuestMemory) {
+    let kvm = try KVMSystem()
+    let vm = try kvm.createVM()
+    try vm.setTSSAddress(X86Layout.tss)
+    try vm.createIRQChip()
+    let memory = try GuestMemory(size: 4 << 20)
+    try vm.setUserMemoryRegion(slot: 0, guestAddress: 0, size: memory.size, hostAddress: memory.hostAddress)
+    try X86VCPUSetup.writeBootTables(to: memory)
+    try memory.write(bytes: code, at: codeAddress)
+    return (kvm, vm, memory)
 }
