@@ -201,7 +201,11 @@ final class AgentSession: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         var helloDone = false
         do {
+            // Hello and create in one go: the agent reads them in order (its channel
+            // keeps frames it has not asked for yet), which saves a round trip through
+            // the guest's vsock before the container's set-up starts.
             try send(.control(.hello()), to: connection)
+            try send(.control(create), to: connection)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(connection, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
@@ -221,7 +225,6 @@ final class AgentSession: @unchecked Sendable {
                         case .hello where !helloDone:
                             helloDone = true
                             mark("hello")
-                            try send(.control(create), to: connection)
                         case .created:
                             mark("created (root and mounts ready)")
                             setPhase(.created)
