@@ -137,11 +137,14 @@ public final class VirtioBalloon: VirtioDevice, @unchecked Sendable {
                 log("virtio-balloon: \(error)")
             }
         }
-        counters.withLock {
-            $0.reports += 1
-            $0.releasedBytes += released
-            $0.failedReleases += failures
+        let total = counters.withLock { stats -> UInt64 in
+            stats.reports += 1
+            stats.releasedBytes += released
+            stats.failedReleases += failures
+            return stats.releasedBytes
         }
+        // Reports come at most every couple of seconds (the guest's reporting delay).
+        log("virtio-balloon: released \(released >> 10) KiB in \(chain.writable.count) range(s), \(total >> 20) MiB in all")
     }
 
     /// Inflate/deflate: device-readable buffers of little-endian 32-bit PFNs inside RAM.
