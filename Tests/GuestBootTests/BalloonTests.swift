@@ -3,7 +3,7 @@ import Foundation
 import CPosix
 
 /// Free page reporting (issue 8): memory a container allocates and frees in the guest
-/// returns to the host. The guest kernel reports free 4 MiB blocks on the
+/// returns to the host. The guest kernel reports free 2 MiB blocks on the
 /// virtio-balloon's reporting queue about 2 s after they are freed, and the VMM
 /// releases the host pages behind them, so the VMM's resident guest RAM falls back.
 extension VMBootTests {
@@ -14,7 +14,10 @@ extension VMBootTests {
         /// Resident KiB of the guest RAM mapping in /proc/PID/smaps: the snapshot file's
         /// mapping (a restored guest) or the anonymous mapping of the guest's size (a boot).
         static func guestRAMResidentKiB(pid: pid_t, guestMiB: Int) -> Int? {
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { return nil }
+            // Read to EOF: /proc files have no size, and a sized read stops short.
+            guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps") else { return nil }
+            defer { try? file.close() }
+            let text = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
             var inGuestRAM = false, found = false, kib = 0
             for line in text.split(separator: "\n") {
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)

@@ -3,7 +3,7 @@ import Synchronization
 /// virtio-balloon (virtio 1.2 §5.5, device ID 5) for free page reporting only
 /// (VIRTIO_BALLOON_F_REPORTING, §5.5.6.5): memory the guest frees returns to the host.
 ///
-/// The guest's page allocator reports free blocks (4 MiB on the sm-runc kernel) on
+/// The guest's page allocator reports free blocks (2 MiB and up on the sm-runc kernel) on
 /// the reporting queue, each buffer one guest-physical range; the device releases
 /// the host pages behind each range (madvise MADV_DONTNEED on the guest RAM
 /// mapping, right for anonymous and snapshot-backed MAP_PRIVATE RAM alike: the guest
