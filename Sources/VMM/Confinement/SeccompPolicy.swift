@@ -128,7 +128,7 @@ public enum SeccompPolicy {
         SyscallRule("munmap", "the allocator, thread stacks"),
         SyscallRule("mprotect", "thread stack guard pages"),
         SyscallRule("mremap", "the allocator"),
-        SyscallRule("madvise", "the allocator returning memory"),
+        SyscallRule("madvise", "the allocator returning memory; virtio-balloon releases reported free guest pages (MADV_DONTNEED)"),
         SyscallRule("brk", "the allocator"),
         // Threads, time, identity.
         SyscallRule("clone3", "new threads (the vCPU, the event loop, Dispatch); execve is not allowed, so a fork could run only this code"),
@@ -180,7 +180,7 @@ public enum SeccompPolicy {
         SyscallRule("mmap", "the allocator"),
         SyscallRule("munmap", "the allocator"),
         SyscallRule("mprotect", "the allocator"),
-        SyscallRule("madvise", "the allocator; the thread's stack at exit"),
+        SyscallRule("madvise", "the allocator; the thread's stack at exit; virtio-balloon reports when queue notifications exit to user space (no ioeventfd)"),
         SyscallRule("brk", "the allocator"),
         SyscallRule("rt_sigprocmask", "signal masks around the kick"),
         SyscallRule("rt_sigreturn", "return from the kick handler"),
@@ -191,7 +191,8 @@ public enum SeccompPolicy {
         SyscallRule("exit", "the thread ends with the guest"),
     ]
 
-    /// The event-loop thread: device backends (virtio-fs, vsock, console).
+    /// The event-loop thread: device backends (virtio-fs, vsock, console, balloon:
+    /// its reporting queue's notifications arrive here, and it keeps `madvise`).
     public static let eventLoop: [SyscallRule] = process.filter { rule in
         // Everything the process list allows, except thread, signal and socket-server
         // management this thread never does.

@@ -26,6 +26,8 @@ public final class Machine: @unchecked Sendable {
     private let eventLoop: EventLoop
     private let console: VirtioConsole
     private let consoleTransport: VirtioMMIOTransport
+    /// Free page reporting: guest memory freed returns to the host.
+    private let balloon: VirtioBalloon
     /// Every virtio transport, in slot order.
     private let transports: [VirtioMMIOTransport]
     let snapshotReady: SnapshotReadyWatcher
@@ -132,6 +134,9 @@ public final class Machine: @unchecked Sendable {
             let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem))
             _ = try slots.attach(device, name: "virtio-fs \(share.tag)", bus: &mmio)
         }
+        // Last, so the slots of the devices before it are those of machines without it.
+        balloon = VirtioBalloon(log: log)
+        _ = try slots.attach(balloon, name: "virtio-balloon", bus: &mmio)
         if configuration.earlySerial {
             try pio.insert(SerialSink { byte in output([byte]) }, base: SerialSink.base, size: SerialSink.size)
         }
@@ -219,6 +224,9 @@ public final class Machine: @unchecked Sendable {
         try MPTable(cpuCount: configuration.vcpuCount).write(to: memory)
         return (image.entry, initrd)
     }
+
+    /// What the balloon released so far (free page reporting).
+    public var balloonStatistics: VirtioBalloon.Statistics { balloon.statistics }
 
     /// Host input for the guest console (e.g. the VMM's stdin).
     public func sendConsoleInput(_ bytes: [UInt8]) {

@@ -17,6 +17,8 @@ public enum GuestMemoryError: Error, CustomStringConvertible, Sendable, Equatabl
     /// An access of `length` bytes at `address` leaves guest RAM.
     case outOfBounds(address: GuestAddress, length: Int)
     case mapFailed(size: Int, errno: Int32)
+    /// madvise(MADV_DONTNEED) of `length` bytes at `address` failed.
+    case discardFailed(address: GuestAddress, length: Int, errno: Int32)
 
     public var description: String {
         switch self {
@@ -24,6 +26,8 @@ public enum GuestMemoryError: Error, CustomStringConvertible, Sendable, Equatabl
             return "guest memory access of \(length) bytes at \(address) is outside guest RAM"
         case let .mapFailed(size, code):
             return "mmap `\(size) bytes of guest RAM`: \(String(cString: strerror(code)))"
+        case let .discardFailed(address, length, code):
+            return "madvise MADV_DONTNEED of \(length) bytes of guest RAM at \(address): \(String(cString: strerror(code)))"
         }
     }
 }
@@ -145,6 +149,26 @@ public final class GuestMemory: @unchecked Sendable {
         let start = try checked(address, count)
         return body(UnsafeMutableRawBufferPointer(start: start, count: count))
     }
+
+    /// Gives the host pages behind `count` bytes at `address` back to the host
+    /// (madvise MADV_DONTNEED): the guest's next access finds a zero page (anonymous
+    /// RAM, a boot) or the snapshot file's page (RAM mapped MAP_PRIVATE from a
+    /// snapshot). Only for ranges whose content the guest does not rely on (free pages
+    /// it reported). `address` and `count` must be host-page aligned.
+    public func discard(at address: GuestAddress, count: Int) throws(GuestMemoryError) {
+        guard count > 0 else { return }
+        let page = UInt64(Self.hostPageSize)
+        guard address.rawValue % page == 0, UInt64(count) % page == 0 else {
+            throw .discardFailed(address: address, length: count, errno: EINVAL)
+        }
+        let start = try checked(address, count)
+        guard madvise(start, count, MADV_DONTNEED) == 0 else {
+            throw .discardFailed(address: address, length: count, errno: errno)
+        }
+    }
+
+    /// The host's page size (4 KiB on x86-64).
+    public static let hostPageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// An atomic, acquire-ordered 16-bit load (virtqueue ring indices).
     public func loadIndex(at address: GuestAddress) throws(GuestMemoryError) -> UInt16 {

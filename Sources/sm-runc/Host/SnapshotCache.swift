@@ -23,7 +23,8 @@ enum SnapshotCache {
     static let vmmVersion = "sm-runc \(SMRunc.version)"
 
     /// The fixed device layout of every container's machine: console, vsock, the
-    /// agent's root share, the container's root and its bind staging directory.
+    /// agent's root share, the container's root and its bind staging directory (and
+    /// the balloon the machine adds last).
     static func configuration(kernel: String, guestRoot: String, size: GuestSize, rootfs: String, binds: MachineConfiguration.Share,
                               vsock: String) -> MachineConfiguration {
         var configuration = MachineConfiguration(kernelPath: kernel)
@@ -59,6 +60,7 @@ enum SnapshotCache {
         var commandLine = MachineConfiguration.baseKernelParameters + hostKind.kernelWorkarounds
         commandLine += configuration.shares.map { "share=\($0.tag)\($0.readOnly ? ":ro" : "")" }
         if configuration.vsockSocketPath != nil { commandLine.append("vsock") }
+        commandLine.append("balloon")   // every machine's last slot (free page reporting)
         if let root = configuration.rootShare { commandLine += ["root=\(root.tag)", "init=\(root.initPath)"] }
         if configuration.pit { commandLine.append("pit") }
         commandLine += configuration.extraKernelParameters

@@ -46,8 +46,8 @@ public struct VirtioQueues {
     /// Set when a used buffer was added to a queue whose driver wants an interrupt.
     public var interruptPending = false
 
-    public mutating func pop(_ index: Int) throws(Virtqueue.QueueError) -> Virtqueue.Chain? {
-        try queues[index].pop(memory)
+    public mutating func pop(_ index: Int, checkingBuffers: Bool = true) throws(Virtqueue.QueueError) -> Virtqueue.Chain? {
+        try queues[index].pop(memory, checkingBuffers: checkingBuffers)
     }
 
     public mutating func complete(_ index: Int, _ chain: Virtqueue.Chain, written: Int) throws(Virtqueue.QueueError) {

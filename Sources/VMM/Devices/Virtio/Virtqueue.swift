@@ -80,7 +80,11 @@ public struct Virtqueue: Sendable {
     }
 
     /// The next chain the driver made available, or nil when there is none.
-    public mutating func pop(_ memory: GuestMemory) throws(QueueError) -> Chain? {
+    /// `checkingBuffers` false leaves the buffers' bounds to the device: for a device
+    /// that never accesses them but treats them as guest-physical ranges (the
+    /// balloon), which refuses an out-of-RAM range as one bad request instead of
+    /// stopping (the descriptors themselves are still checked).
+    public mutating func pop(_ memory: GuestMemory, checkingBuffers: Bool = true) throws(QueueError) -> Chain? {
         guard ready else { throw .notReady }
         let available: UInt16
         do { available = try memory.loadIndex(at: availableRing + 2) } catch { throw .memory(error) }
@@ -92,10 +96,10 @@ public struct Virtqueue: Sendable {
         let head: UInt16
         do { head = try memory.read(UInt16.self, at: slot) } catch { throw .memory(error) }
         nextAvailable &+= 1
-        return try walk(head: head, memory)
+        return try walk(head: head, memory, checkingBuffers: checkingBuffers)
     }
 
-    func walk(head: UInt16, _ memory: GuestMemory) throws(QueueError) -> Chain {
+    func walk(head: UInt16, _ memory: GuestMemory, checkingBuffers: Bool = true) throws(QueueError) -> Chain {
         var chain = Chain(head: head)
         var index = head
         for _ in 0..<Int(size) {
@@ -109,7 +113,7 @@ public struct Virtqueue: Sendable {
                 next = try memory.read(UInt16.self, at: at + 14)
             } catch { throw .memory(error) }
             guard flags & Self.flagIndirect == 0 else { throw .indirectNotNegotiated(head: head) }
-            guard memory.contains(GuestAddress(address), length: Int(length)) else {
+            guard !checkingBuffers || memory.contains(GuestAddress(address), length: Int(length)) else {
                 throw .memory(.outOfBounds(address: GuestAddress(address), length: Int(length)))
             }
             let buffer = Buffer(address: GuestAddress(address), length: length)
