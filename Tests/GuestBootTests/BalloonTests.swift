@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import CPosix
+import VMM
 
 /// Free page reporting (issue 8): memory a container allocates and frees in the guest
 /// returns to the host. The guest kernel reports free 2 MiB blocks on the
@@ -14,25 +15,8 @@ extension VMBootTests {
         /// Resident KiB of the guest RAM mapping in /proc/PID/smaps: the snapshot file's
         /// mapping (a restored guest) or the anonymous mapping of the guest's size (a boot).
         static func guestRAMResidentKiB(pid: pid_t, guestMiB: Int) -> Int? {
-            // Read to EOF: /proc files have no size, and a sized read stops short.
-            guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps") else { return nil }
-            defer { try? file.close() }
-            let text = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
-            var inGuestRAM = false, found = false, kib = 0
-            for line in text.split(separator: "\n") {
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                guard let key = fields.first else { continue }
-                if key.contains("-") && !key.hasSuffix(":") {
-                    let bounds = key.split(separator: "-").compactMap { UInt64($0, radix: 16) }
-                    let size = bounds.count == 2 ? bounds[1] - bounds[0] : 0
-                    let path = fields.count > 5 ? String(fields[5]) : ""
-                    inGuestRAM = path.hasSuffix(".snap") || (path.isEmpty && size == UInt64(guestMiB) << 20)
-                    if inGuestRAM { found = true }
-                } else if inGuestRAM, key == "Rss:", fields.count > 1, let value = Int(fields[1]) {
-                    kib += value
-                }
-            }
-            return found ? kib : nil
+            guard let use = try? MemoryUse.of(pid, guestRAMMiB: guestMiB), use.foundGuestRAM else { return nil }
+            return use.guestRAMRss
         }
 
         @Test func memoryFreedInTheGuestReturnsToTheHost() throws {

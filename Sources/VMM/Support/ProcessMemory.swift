@@ -1,30 +1,43 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// One VMM process's memory, from /proc/PID/smaps (kB): proportional set size (each
-/// page divided among the processes that map it) and resident set, in total and for
-/// the guest RAM mapping alone.
-struct MemoryUse {
-    var pid: pid_t
-    var pss = 0
-    var rss = 0
-    var guestRAMPss = 0
-    var guestRAMRss = 0
+/// A VMM process's memory, from /proc/PID/smaps (KiB), for benchmarks and tests:
+/// proportional set size (each page divided among the processes that map it) and
+/// resident set, in total and for the guest RAM mapping alone.
+public struct MemoryUse: Sendable {
+    public var pid: pid_t
+    public var pss = 0
+    public var rss = 0
+    public var guestRAMPss = 0
+    public var guestRAMRss = 0
+    /// Whether a guest RAM mapping was found at all.
+    public var foundGuestRAM = false
     /// Pages only this process maps (Private_Clean + Private_Dirty), outside guest RAM.
-    var vmmPrivate = 0
+    public var vmmPrivate = 0
     /// The VMM's own memory: everything but guest RAM.
-    var vmmPss: Int { pss - guestRAMPss }
+    public var vmmPss: Int { pss - guestRAMPss }
 
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
     /// Sums Pss and Rss over the mappings; the guest RAM is the mapping of a snapshot
     /// file (restored) or the anonymous mapping of the guest's size (booted).
-    static func of(_ pid: pid_t, guestRAMMiB: Int) throws -> MemoryUse {
+    public static func of(_ pid: pid_t, guestRAMMiB: Int) throws -> MemoryUse {
         // Read to EOF: /proc files have no size, and a sized read stops short.
-        guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps") else {
-            throw Failure(description: "open /proc/\(pid)/smaps: \(String(cString: strerror(errno)))")
+        let path = "/proc/\(pid)/smaps"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(description: "open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Failure(description: "read \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
         }
-        defer { try? file.close() }
-        let text = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: bytes, as: UTF8.self)
         var use = MemoryUse(pid: pid)
         var inGuestRAM = false
         for line in text.split(separator: "\n") {
@@ -36,6 +49,7 @@ struct MemoryUse {
                 let size = bounds.count == 2 ? bounds[1] - bounds[0] : 0
                 let path = fields.count > 5 ? String(fields[5]) : ""
                 inGuestRAM = path.hasSuffix(".snap") || (path.isEmpty && size == UInt64(guestRAMMiB) << 20)
+                if inGuestRAM { use.foundGuestRAM = true }
             } else if key == "Pss:", fields.count > 1, let kb = Int(fields[1]) {
                 use.pss += kb
                 if inGuestRAM { use.guestRAMPss += kb }
