@@ -31,9 +31,8 @@ struct SnapshotCommand: ParsableCommand {
         guard (1...max(1, min(MachineConfiguration.maximumVCPUs, GuestSize.onlineCPUs()))).contains(vcpus) else {
             throw RuntimeError("--vcpus \(vcpus): want 1 to \(max(1, min(MachineConfiguration.maximumVCPUs, GuestSize.onlineCPUs())))")
         }
-        let configuration = SnapshotCache.configuration(
-            kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot, size: GuestSize(memoryMiB: memoryMib, vcpus: vcpus), rootfs: "/",
-            binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
+        let configuration = SnapshotCache.template(kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot,
+                                                   size: GuestSize(memoryMiB: memoryMib, vcpus: vcpus))
         let log: @Sendable (String) -> Void = { reporter.debug($0) }
         let began = Date()
         let entry = try SnapshotCache.entry(for: configuration, agent: guestRoot + "/sm-init")

@@ -43,6 +43,14 @@ enum SnapshotCache {
         return configuration
     }
 
+    /// The layout of a container of `size` without a container: what a snapshot is
+    /// keyed and made by (`make` points the rootfs and binds shares at empty private
+    /// directories and the vsock at its own socket).
+    static func template(kernel: String, guestRoot: String, size: GuestSize) -> MachineConfiguration {
+        configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: "/",
+                      binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
+    }
+
     /// Where the snapshot for a configuration lives and what it must have been made with.
     struct Entry {
         var identity: SnapshotIdentity
@@ -118,8 +126,7 @@ enum SnapshotCache {
         guard policy == .make, let guestRoot = GuestArtifacts.guestRoot(), let kernel = try? GuestArtifacts.kernel() else { return }
         do {
             try prepareDirectory()
-            let configuration = self.configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: "/",
-                                                   binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
+            let configuration = template(kernel: kernel, guestRoot: guestRoot, size: size)
             let entry = try self.entry(for: configuration, agent: guestRoot + "/sm-init")
             guard access(entry.path, F_OK) != 0 else { return }
             if let made = try makeOnce(like: configuration, entry: entry, log: log) {
