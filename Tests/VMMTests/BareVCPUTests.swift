@@ -19,7 +19,7 @@ import Testing
             let kvm: KVMSystem
             (kvm, vm, memory) = try makeBareVM(code: code, at: BareVCPUTests.codeAddress)
             vcpu = try vm.createVCPU(index: 0)
-            try X86VCPUSetup.configure(vcpu, entry: BareVCPUTests.codeAddress, cpuid: try kvm.supportedCPUID(), cpuCount: 1)
+            try X86VCPUSetup.configure(vcpu, entry: BareVCPUTests.codeAddress, cpuid: try X86CPUID.base(kvm), cpuCount: 1)
             if let breakpointHandler {
                 try memory.write(bytes: breakpointHandler, at: BareVCPUTests.handlerAddress)
                 // 64-bit interrupt gate for vector 3: selector 0x08, present, DPL 0, type 0xE.

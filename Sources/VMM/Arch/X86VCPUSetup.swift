@@ -103,11 +103,12 @@ public enum X86VCPUSetup {
         try vcpu.setMPState(kvm_mp_state(mp_state: UInt32(KVM_MP_STATE_UNINITIALIZED)))
     }
 
-    /// What every vCPU gets: CPUID with its APIC id and the CPU count, boot MSRs.
+    /// What every vCPU gets: CPUID (`cpuid` is `X86CPUID.base`) with its APIC id and
+    /// the machine's topology, boot MSRs.
     /// The TSC MSR is written 0 on each, in quick succession, which KVM treats as
     /// one synchronized TSC (all vCPUs share one offset).
     static func configureCommon(_ vcpu: KVMVCPU, cpuid: [kvm_cpuid_entry2], cpuCount: Int) throws {
-        try vcpu.setCPUID(adjustedCPUID(cpuid, vcpuIndex: vcpu.index, cpuCount: cpuCount))
+        try vcpu.setCPUID(X86CPUID.forVCPU(cpuid, index: vcpu.index, count: cpuCount))
         try vcpu.setMSRs(bootMSRs)
     }
 
@@ -136,24 +137,6 @@ public enum X86VCPUSetup {
         (0x10, 0),                                 // TSC
         (0x1a0, 1),                                // MISC_ENABLE: fast strings
     ]
-
-    /// KVM's supported CPUID with this vCPU's APIC id and the hypervisor bit.
-    static func adjustedCPUID(_ entries: [kvm_cpuid_entry2], vcpuIndex: UInt32, cpuCount: Int) -> [kvm_cpuid_entry2] {
-        entries.map { entry in
-            var e = entry
-            switch e.function {
-            case 1:
-                e.ebx = (e.ebx & 0x00ff_ffff) | (vcpuIndex << 24)
-                e.ebx = (e.ebx & 0xff00_ffff) | (UInt32(cpuCount) << 16)
-                e.ecx |= 1 << 31                     // running under a hypervisor
-            case 0xb, 0x1f:
-                e.edx = vcpuIndex                    // x2APIC id
-            default:
-                break
-            }
-            return e
-        }
-    }
 
     /// Injects a #BP for an INT3 the emulator could not run: INT3 is a trap, so the
     /// saved RIP is the next instruction (the kernel checks `regs->ip - 1`).

@@ -76,7 +76,9 @@ public final class Machine: @unchecked Sendable {
 
         kvm = try KVMSystem()
         for (capability, name) in [(KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"), (KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"),
-                                   (KVM_CAP_IRQFD, "KVM_CAP_IRQFD"), (KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT")] {
+                                   (KVM_CAP_IRQFD, "KVM_CAP_IRQFD"), (KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"),
+                                   // The guest's only clock event device (see X86CPUID.tscDeadlineTimer).
+                                   (KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER")] {
             guard kvm.checkExtension(capability) > 0 else { throw MachineError.missingCapability(name) }
         }
         vm = try kvm.createVM()
@@ -190,7 +192,7 @@ public final class Machine: @unchecked Sendable {
         bootParams.randomSeed = try hostRandomBytes(32)
         try bootParams.write(to: memory)
 
-        let cpuid = try kvm.supportedCPUID()
+        let cpuid = try X86CPUID.base(kvm)
         for vcpu in kvmVCPUs {
             if vcpu.index == 0 {
                 try X86VCPUSetup.configure(vcpu, entry: entry!.entry, cpuid: cpuid, cpuCount: configuration.vcpuCount)
@@ -478,7 +480,7 @@ public final class Machine: @unchecked Sendable {
             case .internalError(let error):
                 statistics.count("internal_error")
                 let rip = (try? vcpu.registers().rip) ?? 0
-                if error.isEmulationFailure, let quirk = emulatorQuirk(error.instruction) {
+                if error.isEmulationFailure, hostKind == .emulating, let quirk = emulatorQuirk(error.instruction) {
                     // Never loop on one instruction: a second failure at the same RIP is fatal.
                     if lastFailure.rip == rip { lastFailure.count += 1 } else { lastFailure = (rip, 1) }
                     if lastFailure.count <= 2 {
@@ -556,7 +558,9 @@ public struct VCPUSample: Sendable, Equatable {
 }
 
 /// Instructions this machine's KVM emulator cannot run but that have a safe meaning
-/// the VMM can supply (see shared/notes/nested-kvm.md). Never reached on hardware KVM.
+/// the VMM can supply (see shared/notes/nested-kvm.md). Applied on emulating hosts
+/// only: on hardware KVM guest code runs natively, and an emulation failure there is
+/// a real error, reported as one.
 struct EmulatorQuirk {
     let name: String
     let apply: (KVMVCPU) throws -> Void
