@@ -40,35 +40,55 @@ enum ControlChannel {
     }
 
     /// Serves requests, each connection on a thread of its own (at most 64 at once).
+    /// The accept loop ends only when the server is stopped: a failed accept (out of
+    /// fds or memory, a connection that went away) is retried after a pause, since
+    /// without this loop nobody can reach the VMM any more but with SIGKILL.
     final class Server: @unchecked Sendable {
+        /// accept(2) on the listener (a test may put failures in front of it).
+        typealias Accept = @Sendable (Int32) -> Int32
+
         private let listener: Int32
         private let path: String
         private let active = NSLock()
         private var connections = 0
+        private var stopped = false
 
-        init(path: String, handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
+        init(path: String, accept: @escaping Accept = { Foundation.accept($0, nil, nil) },
+             handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
             self.path = path
             unlink(path)
             listener = try listenUnix(path)
             chmod(path, 0o600)
-            let listener = listener
-            Thread.detachNewThread { [self] in
-                while true {
-                    let connection = accept(listener, nil, nil)
-                    if connection < 0 {
-                        if errno == EINTR || errno == ECONNABORTED { continue }
-                        return
-                    }
-                    let admitted = active.withLock { () -> Bool in
-                        guard connections < 64 else { return false }
-                        connections += 1
-                        return true
-                    }
-                    guard admitted else { close(connection); continue }
-                    Thread.detachNewThread { [self] in
-                        serve(connection, handler)
-                        active.withLock { connections -= 1 }
-                    }
+            Thread.detachNewThread { [self] in acceptLoop(accept, handler) }
+        }
+
+        /// The longest pause between two failed accepts.
+        static let maximumPause: useconds_t = 500_000
+
+        private func acceptLoop(_ accept: Accept, _ handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) {
+            var pause: useconds_t = 0
+            while true {
+                let connection = accept(listener)
+                if connection < 0 {
+                    let error = errno
+                    if active.withLock({ stopped }) { return }
+                    if error == EINTR || error == ECONNABORTED { continue }
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO...: wait for what is
+                    // short to come back (10 ms, doubling up to the maximum).
+                    pause = min(max(pause * 2, 10_000), Self.maximumPause)
+                    usleep(pause)
+                    continue
+                }
+                pause = 0
+                let admitted = active.withLock { () -> Bool in
+                    guard connections < 64 else { return false }
+                    connections += 1
+                    return true
+                }
+                guard admitted else { close(connection); continue }
+                Thread.detachNewThread { [self] in
+                    serve(connection, handler)
+                    active.withLock { connections -= 1 }
                 }
             }
         }
@@ -89,6 +109,7 @@ enum ControlChannel {
         }
 
         func stop() {
+            active.withLock { stopped = true }
             shutdown(listener, Int32(SHUT_RDWR))
             unlink(path)
         }
