@@ -1,13 +1,14 @@
 import Foundation
-
 import CPosix
+import VMM
 
 /// The VMM process's control socket (`<state>/control.sock`): a request line per
 /// connection, a reply line. Requests: `start`, `kill <signal>`, and `exec <process
 /// JSON>` with the caller's three stdio fds attached (SCM_RIGHTS), after whose `ok
 /// <pid>` the connection stays open for `kill`/`resize` lines from the caller and the
 /// final `exit <code>` / `signal <n>` line. Replies: `ok [...]` or `error <message>`.
-/// Lines are bounded (1 MiB: a process JSON); the socket is 0600 in a 0711 directory.
+/// Lines are bounded (1 MiB: a process JSON); the socket is 0600 from the moment it
+/// appears (`listenUnix`), in a 0711 directory.
 enum ControlChannel {
     static let maximumLine = 1 << 20
 
@@ -56,9 +57,7 @@ enum ControlChannel {
         init(path: String, accept: @escaping Accept = { Foundation.accept($0, nil, nil) },
              handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
             self.path = path
-            unlink(path)
             listener = try listenUnix(path)
-            chmod(path, 0o600)
             Thread.detachNewThread { [self] in acceptLoop(accept, handler) }
         }
 
@@ -164,17 +163,14 @@ func unixAddress(_ path: String) throws -> sockaddr_un {
     return address
 }
 
+/// A socket listening at `path` that only its owner may connect to, whatever the
+/// umask (`UnixSocket.listen`); a file already at `path` is replaced.
 func listenUnix(_ path: String, backlog: Int32 = 8) throws -> Int32 {
-    var address = try unixAddress(path)
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw RuntimeError.system("socket", path) }
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard rc == 0, listen(fd, backlog) == 0 else {
-        let error = RuntimeError.system("listen", path)
+    do { try UnixSocket.listen(fd, at: path, backlog: backlog) } catch {
         close(fd)
-        throw error
+        throw RuntimeError("\(error)")
     }
     return fd
 }

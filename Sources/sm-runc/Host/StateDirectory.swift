@@ -1,6 +1,7 @@
 import Foundation
 import Cgroups
 import OCIBundle
+import VMM
 
 /// What sm-runc records about a container in `<root>/<id>/state.json`. The VMM
 /// process writes it (atomically, by rename) at each transition; `state`, `list`,
@@ -126,6 +127,12 @@ struct StateDirectory {
         }
         for name in ["state.json", "state.json.tmp", "control.sock", "agent.sock", "agent.sock_1024"] {
             unlink(path + "/" + name)
+        }
+        // A socket's private bind directory (`UnixSocket.listen`), left by a VMM killed
+        // while it made the socket.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] where UnixSocket.isBindDirectory(name) {
+            unlink(path + "/" + name + "/" + UnixSocket.boundName)
+            rmdir(path + "/" + name)
         }
         guard rmdir(path) == 0 || errno == ENOENT else { throw RuntimeError.system("remove", path) }
     }
