@@ -161,6 +161,11 @@ func readWholeFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw RuntimeError.system("open", path) }
     defer { close(fd) }
+    return try readWholeFile(fd, path: path, limit: limit)
+}
+
+/// The rest of the open file `fd` (`path` names it in errors).
+func readWholeFile(_ fd: Int32, path: String, limit: Int = 1 << 20) throws -> [UInt8] {
     var result: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 16 << 10)
     while result.count <= limit {
