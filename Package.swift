@@ -74,6 +74,8 @@ let package = Package(
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "OCIBundle"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "OCIBundle"]),
+        // The CLI's host side without a VM: control socket, state directory, snapshot cache.
+        .testTarget(name: "SmRuncTests", dependencies: ["sm-runc", "VMM", "AgentProtocol", "OCIBundle"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix"]),
     ]
 )

@@ -14,7 +14,7 @@ import OCIBundle
 /// | signal | VMM -> agent | process, signal |
 /// | resize | VMM -> agent | process, rows, columns |
 /// | closeStdin | VMM -> agent | process |
-/// | exited | agent -> VMM | process, exitCode or signal |
+/// | exited | agent -> VMM | process, exitCode (0-255) or signal (one that ends a process: `ExitSignal`) |
 /// | error | both | process (optional), message |
 public struct ControlMessage: Codable, Equatable, Sendable {
     public struct Kind: RawRepresentable, Codable, Hashable, Sendable, CustomStringConvertible {
@@ -120,9 +120,41 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         case .signal: try need(process != nil, "process"); try need(signal != nil, "signal")
         case .resize: try need(process != nil, "process"); try need(rows != nil && columns != nil, "rows and columns")
         case .closeStdin: try need(process != nil, "process")
-        case .exited: try need(process != nil, "process"); try need((exitCode != nil) != (signal != nil), "exactly one of exitCode, signal")
+        case .exited:
+            try need(process != nil, "process"); try need((exitCode != nil) != (signal != nil), "exactly one of exitCode, signal")
+            if let exitCode, !(0...255).contains(exitCode) { throw .invalidControl("exited with exit code \(exitCode)") }
+            if let signal, !ExitSignal.endsProcess(signal) {
+                throw .invalidControl("exited by signal \(signal), which cannot end a process")
+            }
         case .error: try need(message != nil, "message")
         default: throw .invalidControl("unknown type \"\(type)\"")
         }
+    }
+}
+
+/// The signals that can have ended a process: those whose default action terminates
+/// it (with or without a core, signal(7)), 1 to 64 but for SIGCHLD, SIGCONT, SIGSTOP,
+/// SIGTSTP, SIGTTIN, SIGTTOU, SIGURG and SIGWINCH (ignore, stop, continue). An
+/// `exited` message may carry only these, since the VMM ends itself by the same
+/// signal so that whoever waits on it sees the container's status: a guest that
+/// names SIGSTOP would otherwise stop the VMM and keep it, its RAM and its cgroup
+/// alive. Any other signal fails the message, and the container's end is then a
+/// failure (exit 255). The numbers are Linux's (x86_64 and generic), written out:
+/// this module links into the static agent without the host's C headers.
+public enum ExitSignal {
+    static let neverEnds: Set<Int32> = [
+        17,     // SIGCHLD: ignored
+        18,     // SIGCONT: continues
+        19,     // SIGSTOP
+        20,     // SIGTSTP
+        21,     // SIGTTIN
+        22,     // SIGTTOU
+        23,     // SIGURG: ignored
+        28,     // SIGWINCH: ignored
+    ]
+
+    /// Whether `signal` ends a process by its default action.
+    public static func endsProcess(_ signal: Int32) -> Bool {
+        (1...64).contains(signal) && !neverEnds.contains(signal)
     }
 }

@@ -4,7 +4,9 @@ import Hooks
 
 /// `sm-runc delete [--force] ID`: removes a stopped (or created) container's state;
 /// with --force a running one is killed first. `delete --force` of a container that
-/// is already gone succeeds, as engines expect.
+/// is already gone succeeds, as engines expect. A VMM still alive whatever the
+/// status says (stopped by a signal, still ending) is killed before its state goes:
+/// its guest RAM and cgroup must not outlive `delete`.
 struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Delete a container's state (and its microVM).")
 
@@ -21,12 +23,14 @@ struct Delete: ParsableCommand {
             throw error
         }
         switch container.status {
-        case .stopped: break
-        case .created: try container.killVMM()
+        case .stopped, .created: break
         default:
             guard force else { throw RuntimeError("cannot delete container \(id) that is not stopped: \(container.status)") }
-            try container.killVMM()
         }
+        // A VMM that recorded its end may still be finishing: a moment to exit with
+        // its own status first (engines have usually reaped it already).
+        if container.status == .stopped { _ = container.awaitVMMExit(seconds: 2) }
+        try container.killVMM()
         try Self.remove(container, reporter: globals.reporter)
     }
 

@@ -32,7 +32,7 @@ struct VMMCommand: ParsableCommand {
         do {
             let loaded = try OCIBundle.Bundle.load(bundle)
             host = try ContainerHost(id: id, bundle: loaded, state: StateDirectory(root: globals.root, id: id),
-                                     reporter: reporter, diagnostics: { bytes in
+                                     reporter: reporter, confinementOff: globals.vmmConfinementOff, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
                                      })
             host.terminalSize = console || terminal ? 0 : nil

@@ -115,11 +115,14 @@ extension VMBootTests {
             try requireKVM()
             #expect(cposix_set_child_subreaper() == 0)
             // The VMM joins linux.cgroupsPath with the engine's limits (podman's: devices
-            // deny-all, a pids limit), and the cgroup goes with the container.
+            // deny-all, a pids limit), and the cgroup goes with the container. The
+            // annotation that once switched the VMM's confinement off is ignored: only
+            // the host may (`expectConfined` below).
             let cgroupParent = "/sm-runc-lifecycle-\(getpid())"
             let bundle = try Run.makeBundle(args: ["sh", "-c", "trap 'printf \"got TERM\\\\000\\\\377\"; echo bye >&2; exit 7' TERM; echo started; while :; do read -t 1 x; done"],
                                             linux: ["cgroupsPath": cgroupParent + "/lc",
-                                                    "resources": ["devices": [["allow": false, "access": "rwm"]], "pids": ["limit": 512]]])
+                                                    "resources": ["devices": [["allow": false, "access": "rwm"]], "pids": ["limit": 512]]],
+                                            annotations: ["run.sm-runc.vmm-seccomp": "off"])
             defer {
                 try? FileManager.default.removeItem(at: bundle)
                 for hierarchy in (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup")) ?? [] { rmdir("/sys/fs/cgroup/\(hierarchy)\(cgroupParent)") }

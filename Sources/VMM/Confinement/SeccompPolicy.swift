@@ -65,14 +65,16 @@ public enum SeccompPolicy {
         SyscallRule("linkat", "virtio-fs LINK"),
         SyscallRule("unlinkat", "virtio-fs UNLINK/RMDIR; stale sockets in the state directory"),
         SyscallRule("unlink", "the control socket at the end"),
+        SyscallRule("mkdir", "the control socket is bound in a private directory (mkdtemp, UnixSocket.listen)"),
+        SyscallRule("rmdir", "that directory, once the socket is renamed into place"),
         SyscallRule("renameat", "virtio-fs RENAME"),
         SyscallRule("renameat2", "virtio-fs RENAME2 (exchange, noreplace)"),
-        SyscallRule("rename", "atomic state.json updates"),
+        SyscallRule("rename", "atomic state.json updates; the control socket into place"),
         SyscallRule("fchownat", "virtio-fs SETATTR uid/gid, CREATE as the guest's user"),
         SyscallRule("fchown", "virtio-fs SETATTR on an open file"),
         SyscallRule("fchmodat", "virtio-fs SETATTR mode; the control socket's mode"),
         SyscallRule("fchmod", "virtio-fs SETATTR mode on an open file"),
-        SyscallRule("chmod", "the control socket's mode (Glibc chmod)"),
+        SyscallRule("chmod", "the control socket's mode, before it is renamed into place (Glibc chmod)"),
         SyscallRule("utimensat", "virtio-fs SETATTR times"),
         SyscallRule("truncate", "virtio-fs SETATTR size by path (/proc/self/fd)"),
         SyscallRule("ftruncate", "virtio-fs SETATTR size"),
@@ -197,7 +199,7 @@ public enum SeccompPolicy {
         // Everything the process list allows, except thread, signal and socket-server
         // management this thread never does.
         !["clone3", "clone", "bind", "listen", "accept", "accept4", "setsockopt", "seccomp", "prctl",
-          "rt_sigaction", "sigaltstack", "tgkill", "kill", "rename", "unlink", "chmod", "signalfd4",
+          "rt_sigaction", "sigaltstack", "tgkill", "kill", "rename", "unlink", "chmod", "mkdir", "rmdir", "signalfd4",
           "epoll_create1", "eventfd2", "timerfd_create", "timerfd_settime", "rt_sigsuspend", "setpriority", "getpriority", "sched_getaffinity",
           "exit_group", "getuid", "geteuid", "getgid", "getegid", "getcwd", "readlink", "access"]
             .contains(rule.name)

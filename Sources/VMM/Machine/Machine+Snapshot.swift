@@ -27,6 +27,15 @@ extension Machine {
         try self.init(configuration, restoring: snapshot)
     }
 
+    /// `init(_:snapshotPath:identity:)` from a snapshot file the caller opened and
+    /// checked (`path` names it): the file checked is the file restored.
+    public convenience init(_ configuration: MachineConfiguration, snapshotFile file: OwnedDescriptor, path: String,
+                            identity: SnapshotIdentity) throws {
+        let snapshot = try Snapshot.load(file, path: path, expecting: identity, vcpuCount: configuration.vcpuCount,
+                                         memorySize: UInt64(configuration.memoryMiB) << 20)
+        try self.init(configuration, restoring: snapshot)
+    }
+
     /// Boots the guest in snapshot mode (`configuration.snapshotPoint`), waits for
     /// the agent's snapshot-ready line, pauses the vCPU, stops the event loop and
     /// writes a snapshot (RAM, vCPU, irqchip/PIT/clock and device state) to `path`;

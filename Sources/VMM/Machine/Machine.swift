@@ -131,8 +131,14 @@ public final class Machine: @unchecked Sendable {
             let transport = try slots.attach(vsock, name: "virtio-vsock", bus: &mmio)
             try eventLoop.add(vsock.hostEvents) { vsock.hostEventsReady(on: transport) }
         }
+        // One budget of host fds for every share's inodes and open files, sized from
+        // RLIMIT_NOFILE: the guest cannot take the fds the rest of the VMM needs.
+        let descriptors = DescriptorBudget.forThisProcess()
+        if !configuration.shares.isEmpty {
+            log("virtio-fs: the shares may hold \(descriptors.limit) host fds for the guest, each at most \(DescriptorAccount.shareLimit(of: descriptors))")
+        }
         for share in configuration.shares {
-            let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly)
+            let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly, budget: descriptors)
             let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem))
             _ = try slots.attach(device, name: "virtio-fs \(share.tag)", bus: &mmio)
         }

@@ -30,6 +30,13 @@ public final class Snapshot: Sendable {
                             vcpuCount: Int? = nil, memorySize: UInt64? = nil) throws(SnapshotError) -> Snapshot {
         let file: OwnedDescriptor
         do { file = try OwnedDescriptor.open(path, flags: O_RDONLY) } catch { throw .io(error) }
+        return try load(file, path: path, expecting: expected, vcpuCount: vcpuCount, memorySize: memorySize)
+    }
+
+    /// `load` of a snapshot file the caller opened (and checked: its owner, its mode,
+    /// not a symlink); `path` names it in errors. The RAM is mapped from this fd.
+    public static func load(_ file: OwnedDescriptor, path: String, expecting expected: SnapshotIdentity,
+                            vcpuCount: Int? = nil, memorySize: UInt64? = nil) throws(SnapshotError) -> Snapshot {
         var st = stat()
         guard fstat(file.rawValue, &st) == 0 else {
             throw .io(SystemCallError(call: "fstat", argument: path, errno: .init(rawValue: errno)))

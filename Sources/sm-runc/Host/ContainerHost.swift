@@ -31,10 +31,23 @@ final class ContainerHost: @unchecked Sendable {
     /// The exec proxies' host pids (from SO_PEERCRED), by exec connection.
     private var execProxies: [Int32: pid_t] = [:]
     /// Whether the VMM confines itself (seccomp on every thread, capabilities dropped).
-    /// Off only for diagnosis: SM_RUNC_VMM_SECCOMP=off or the annotation
-    /// `run.sm-runc.vmm-seccomp: off`.
+    /// Off only for diagnosis, and only by the host's operator (`confines`).
     let confined: Bool
-    static let seccompAnnotation = "run.sm-runc.vmm-seccomp"
+    /// The annotation that once switched the confinement off from config.json; now
+    /// only noted as ignored.
+    static let ignoredSeccompAnnotation = "run.sm-runc.vmm-seccomp"
+
+    /// Whether the VMM confines itself: unless the host's operator switched it off
+    /// (`GlobalOptions.vmmConfinementOff`). Never the bundle's choice: config.json and
+    /// its annotations come from whoever made the image or the pod (image tooling,
+    /// `podman run --annotation`, Kubernetes metadata), the very party the sandbox is
+    /// for. An annotation that asks is noted (`--debug`) and ignored.
+    static func confines(switchedOffByHost: Bool, annotations: [String: String]?, reporter: Reporter) -> Bool {
+        if let value = annotations?[ignoredSeccompAnnotation] {
+            reporter.debug("annotation \(ignoredSeccompAnnotation)=\(value) ignored: only the host switches the VMM's confinement off (SM_RUNC_VMM_SECCOMP=off or --vmm-seccomp off)")
+        }
+        return !switchedOffByHost
+    }
 
     /// How long the guest may take to report the container created. Seconds on real
     /// KVM; tens of seconds under a nested, emulating hypervisor.
@@ -42,7 +55,8 @@ final class ContainerHost: @unchecked Sendable {
         ProcessInfo.processInfo.environment["SM_RUNC_BOOT_TIMEOUT"].flatMap(Double.init) ?? 300
     }
 
-    init(id: String, bundle: OCIBundle.Bundle, state: StateDirectory, reporter: Reporter,
+    /// `confinementOff`: the host's operator switched the VMM's confinement off.
+    init(id: String, bundle: OCIBundle.Bundle, state: StateDirectory, reporter: Reporter, confinementOff: Bool,
          diagnostics: @escaping @Sendable ([UInt8]) -> Void) throws {
         self.id = id
         self.state = state
@@ -68,7 +82,7 @@ final class ContainerHost: @unchecked Sendable {
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
-        confined = !SeccompFilter.disabledByEnvironment && spec.annotations?[Self.seccompAnnotation] != "off"
+        confined = Self.confines(switchedOffByHost: confinementOff, annotations: spec.annotations, reporter: reporter)
         if confined {
             configuration.confineThread = { kind in try SeccompFilter.install(kind.rules) }
         }

@@ -1,13 +1,14 @@
 import Foundation
-
 import CPosix
+import VMM
 
 /// The VMM process's control socket (`<state>/control.sock`): a request line per
 /// connection, a reply line. Requests: `start`, `kill <signal>`, and `exec <process
 /// JSON>` with the caller's three stdio fds attached (SCM_RIGHTS), after whose `ok
 /// <pid>` the connection stays open for `kill`/`resize` lines from the caller and the
 /// final `exit <code>` / `signal <n>` line. Replies: `ok [...]` or `error <message>`.
-/// Lines are bounded (1 MiB: a process JSON); the socket is 0600 in a 0711 directory.
+/// Lines are bounded (1 MiB: a process JSON); the socket is 0600 from the moment it
+/// appears (`listenUnix`), in a 0711 directory.
 enum ControlChannel {
     static let maximumLine = 1 << 20
 
@@ -40,35 +41,53 @@ enum ControlChannel {
     }
 
     /// Serves requests, each connection on a thread of its own (at most 64 at once).
+    /// The accept loop ends only when the server is stopped: a failed accept (out of
+    /// fds or memory, a connection that went away) is retried after a pause, since
+    /// without this loop nobody can reach the VMM any more but with SIGKILL.
     final class Server: @unchecked Sendable {
+        /// accept(2) on the listener (a test may put failures in front of it).
+        typealias Accept = @Sendable (Int32) -> Int32
+
         private let listener: Int32
         private let path: String
         private let active = NSLock()
         private var connections = 0
+        private var stopped = false
 
-        init(path: String, handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
+        init(path: String, accept: @escaping Accept = { Foundation.accept($0, nil, nil) },
+             handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
             self.path = path
-            unlink(path)
             listener = try listenUnix(path)
-            chmod(path, 0o600)
-            let listener = listener
-            Thread.detachNewThread { [self] in
-                while true {
-                    let connection = accept(listener, nil, nil)
-                    if connection < 0 {
-                        if errno == EINTR || errno == ECONNABORTED { continue }
-                        return
-                    }
-                    let admitted = active.withLock { () -> Bool in
-                        guard connections < 64 else { return false }
-                        connections += 1
-                        return true
-                    }
-                    guard admitted else { close(connection); continue }
-                    Thread.detachNewThread { [self] in
-                        serve(connection, handler)
-                        active.withLock { connections -= 1 }
-                    }
+            Thread.detachNewThread { [self] in acceptLoop(accept, handler) }
+        }
+
+        /// The longest pause between two failed accepts.
+        static let maximumPause: useconds_t = 500_000
+
+        private func acceptLoop(_ accept: Accept, _ handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) {
+            var pause: useconds_t = 0
+            while true {
+                let connection = accept(listener)
+                if connection < 0 {
+                    let error = errno
+                    if active.withLock({ stopped }) { return }
+                    if error == EINTR || error == ECONNABORTED { continue }
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO...: wait for what is
+                    // short to come back (10 ms, doubling up to the maximum).
+                    pause = min(max(pause * 2, 10_000), Self.maximumPause)
+                    usleep(pause)
+                    continue
+                }
+                pause = 0
+                let admitted = active.withLock { () -> Bool in
+                    guard connections < 64 else { return false }
+                    connections += 1
+                    return true
+                }
+                guard admitted else { close(connection); continue }
+                Thread.detachNewThread { [self] in
+                    serve(connection, handler)
+                    active.withLock { connections -= 1 }
                 }
             }
         }
@@ -89,6 +108,7 @@ enum ControlChannel {
         }
 
         func stop() {
+            active.withLock { stopped = true }
             shutdown(listener, Int32(SHUT_RDWR))
             unlink(path)
         }
@@ -143,17 +163,14 @@ func unixAddress(_ path: String) throws -> sockaddr_un {
     return address
 }
 
+/// A socket listening at `path` that only its owner may connect to, whatever the
+/// umask (`UnixSocket.listen`); a file already at `path` is replaced.
 func listenUnix(_ path: String, backlog: Int32 = 8) throws -> Int32 {
-    var address = try unixAddress(path)
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw RuntimeError.system("socket", path) }
-    let rc = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard rc == 0, listen(fd, backlog) == 0 else {
-        let error = RuntimeError.system("listen", path)
+    do { try UnixSocket.listen(fd, at: path, backlog: backlog) } catch {
         close(fd)
-        throw error
+        throw RuntimeError("\(error)")
     }
     return fd
 }

@@ -5,8 +5,10 @@ import VMM
 /// Snapshots of a booted guest waiting at the agent's quiescent point, one per
 /// (kernel, agent, vCPU count, memory size, VMM version, kernel command line), in
 /// `<cache>/snapshots/<key>.snap` (cache: `SM_RUNC_CACHE`, default /var/cache/sm-runc,
-/// as scripts/build-kernel.sh). The directory is 0700 and each file 0600, owned by
-/// us: a snapshot is guest RAM and state that the VMM trusts.
+/// as scripts/build-kernel.sh). The cache root is ours or root's and writable by no
+/// one else, the directory 0700 and each file 0600, owned by us, each opened without
+/// following a symlink and checked on the open fd (`openDirectory`, `openOwned`): a
+/// snapshot is guest RAM and state that the VMM trusts.
 ///
 /// Every container has the same device layout (`configuration`), so one snapshot fits
 /// them all: the shares of a restored machine point at this container's rootfs and
@@ -82,26 +84,69 @@ enum SnapshotCache {
 
     /// Makes `<cache>/snapshots` (0700) if needed and checks it is ours and private.
     static func prepareDirectory() throws {
-        for (path, mode) in [(root, mode_t(0o755)), (directory, mode_t(0o700))] {
-            if mkdir(path, mode) != 0 && errno != EEXIST {
-                throw RuntimeError("mkdir \(path): \(BindShares.errorText(errno))")
-            }
-        }
-        guard chmod(directory, 0o700) == 0 else { throw RuntimeError("chmod \(directory): \(BindShares.errorText(errno))") }
-        try checkOwned(directory, directory: true)
+        _ = try openDirectory(create: true)
     }
 
-    /// A snapshot (or its directory) is used only if it is ours and nobody else may write it.
-    static func checkOwned(_ path: String, directory: Bool) throws {
+    /// The snapshots directory of the cache at `root`, opened and checked; with
+    /// `create`, the root (0755) and the directory (0700) are made where missing.
+    ///
+    /// The root may be reached through symlinks (the host chose SM_RUNC_CACHE), but
+    /// must be owned by us or root and writable by nobody else: whoever may write it
+    /// can put a symlink or their own files where the snapshots go. `snapshots` is
+    /// opened without following a symlink, must be a directory of ours, and is made
+    /// 0700 through its fd: a chmod by path could be led to any file.
+    static func openDirectory(root: String = root, create: Bool) throws -> OwnedDescriptor {
+        if create && mkdir(root, 0o755) != 0 && errno != EEXIST {
+            throw RuntimeError("mkdir \(root): \(BindShares.errorText(errno))")
+        }
+        let top = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard top >= 0 else { throw RuntimeError("open cache root \(root): \(BindShares.errorText(errno))") }
+        let rootFD = OwnedDescriptor(adopting: top)
         var st = stat()
-        guard lstat(path, &st) == 0 else { throw RuntimeError("\(path): \(BindShares.errorText(errno))") }
-        guard st.st_mode & S_IFMT == (directory ? S_IFDIR : S_IFREG) else {
-            throw RuntimeError("\(path): not a \(directory ? "directory" : "regular file")")
+        guard fstat(rootFD.rawValue, &st) == 0 else { throw RuntimeError("fstat cache root \(root): \(BindShares.errorText(errno))") }
+        guard st.st_uid == geteuid() || st.st_uid == 0 else {
+            throw RuntimeError("cache root \(root): owned by uid \(st.st_uid), not by \(geteuid()) or root; refused (SM_RUNC_CACHE)")
+        }
+        guard st.st_mode & 0o022 == 0 else {
+            throw RuntimeError("cache root \(root): mode 0\(String(st.st_mode & 0o7777, radix: 8)), writable by group or others; refused (SM_RUNC_CACHE)")
+        }
+        let path = root + "/snapshots"
+        if create && mkdirat(rootFD.rawValue, "snapshots", 0o700) != 0 && errno != EEXIST {
+            throw RuntimeError("mkdir \(path): \(BindShares.errorText(errno))")
+        }
+        let directory = try openOwned("snapshots", in: rootFD.rawValue, path: path, directory: true, privateMode: false)
+        guard fstat(directory.rawValue, &st) == 0 else { throw RuntimeError("fstat \(path): \(BindShares.errorText(errno))") }
+        if st.st_mode & 0o7777 != 0o700 {
+            guard fchmod(directory.rawValue, 0o700) == 0 else { throw RuntimeError("fchmod \(path): \(BindShares.errorText(errno))") }
+        }
+        return directory
+    }
+
+    /// Opens `name` (relative to `directory`, or a path) without following a symlink,
+    /// without blocking (a FIFO), and checks the open file itself: a directory or a
+    /// regular file as `directory` says, ours, and (with `privateMode`) with no access
+    /// for group or others. A snapshot (or its directory) is used only so: a snapshot
+    /// is guest RAM and state the VMM trusts.
+    static func openOwned(_ name: String, in directory: Int32 = AT_FDCWD, path: String, directory isDirectory: Bool,
+                          privateMode: Bool = true) throws -> OwnedDescriptor {
+        let flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (isDirectory ? O_DIRECTORY : 0)
+        let raw = openat(directory, name, flags)
+        guard raw >= 0 else {
+            let error = errno
+            let hint = error == ELOOP || (isDirectory && error == ENOTDIR) ? " (a symlink is not followed)" : ""
+            throw RuntimeError("open \(path): \(BindShares.errorText(error))\(hint)")
+        }
+        let fd = OwnedDescriptor(adopting: raw)
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0 else { throw RuntimeError("fstat \(path): \(BindShares.errorText(errno))") }
+        guard st.st_mode & S_IFMT == (isDirectory ? S_IFDIR : S_IFREG) else {
+            throw RuntimeError("\(path): not a \(isDirectory ? "directory" : "regular file")")
         }
         guard st.st_uid == geteuid() else { throw RuntimeError("\(path): owned by uid \(st.st_uid), not \(geteuid())") }
-        guard st.st_mode & 0o077 == 0 else {
+        guard !privateMode || st.st_mode & 0o077 == 0 else {
             throw RuntimeError("\(path): mode 0\(String(st.st_mode & 0o7777, radix: 8)), want no access for group or others")
         }
+        return fd
     }
 
     /// What `SM_RUNC_SNAPSHOT` asks for: `off` boots every container; `restore`
@@ -163,10 +208,11 @@ enum SnapshotCache {
             return try Machine(configuration)
         }
         do {
-            try checkOwned(directory, directory: true)
-            try checkOwned(path, directory: false)
+            // The file checked is the file restored: opened once, checked by fstat.
+            let snapshots = try openDirectory(create: false)
+            let file = try openOwned(entry.key + ".snap", in: snapshots.rawValue, path: path, directory: false)
             let began = Date()
-            let machine = try Machine(configuration, snapshotPath: path, identity: entry.identity)
+            let machine = try Machine(configuration, snapshotFile: file, path: path, identity: entry.identity)
             log("started from snapshot \(path) (restore \(formatFixed(Date().timeIntervalSince(began) * 1000, digits: 2)) ms)")
             // Most recently used first when pruning.
             _ = utimensat(AT_FDCWD, path, nil, 0)
@@ -181,7 +227,7 @@ enum SnapshotCache {
     /// Keeps a refused snapshot out of the way (one per key) so that the next
     /// container makes a good one; nothing is lost for whoever wants to look at it.
     static func setAside(_ path: String) {
-        guard (try? checkOwned(path, directory: false)) != nil else { return }
+        guard (try? openOwned(path, path: path, directory: false)) != nil else { return }
         _ = rename(path, path + ".refused")
     }
 
@@ -236,7 +282,7 @@ enum SnapshotCache {
         maker.log = log
         maker.consoleOutput = { log(String(decoding: $0, as: UTF8.self)) }
         let report = try Machine(maker).bootAndSnapshot(to: entry.path, identity: entry.identity)
-        try checkOwned(entry.path, directory: false)
+        _ = try openOwned(entry.path, path: entry.path, directory: false)
         return report
     }
 
@@ -283,7 +329,8 @@ enum SnapshotCache {
         let stamp = "\(st.st_dev) \(st.st_ino) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(path)"
         let memo = directory + "/file-hashes"
         var lines: [String] = []
-        if (try? checkOwned(memo, directory: false)) != nil, let text = try? String(contentsOfFile: memo, encoding: .utf8) {
+        if let file = try? openOwned(memo, path: memo, directory: false), let bytes = try? readWholeFile(file.rawValue, path: memo) {
+            let text = String(decoding: bytes, as: UTF8.self)
             lines = text.split(separator: "\n").map(String.init)
             for line in lines where line.dropFirst(65) == stamp {
                 if let digest = unhex(line.prefix(64)) { return digest }
@@ -291,7 +338,7 @@ enum SnapshotCache {
         }
         let digest = try hashContent(fd, path: path)
         // Remembered only where the cache directory is ours already.
-        if (try? checkOwned(directory, directory: true)) != nil {
+        if (try? openDirectory(create: false)) != nil {
             lines.removeAll { $0.hasSuffix(" " + path) }
             lines.append(hex(digest) + " " + stamp)
             let temporary = memo + ".tmp.\(getpid())"

@@ -1,6 +1,7 @@
 import Foundation
 import Cgroups
 import OCIBundle
+import VMM
 
 /// What sm-runc records about a container in `<root>/<id>/state.json`. The VMM
 /// process writes it (atomically, by rename) at each transition; `state`, `list`,
@@ -127,6 +128,12 @@ struct StateDirectory {
         for name in ["state.json", "state.json.tmp", "control.sock", "agent.sock", "agent.sock_1024"] {
             unlink(path + "/" + name)
         }
+        // A socket's private bind directory (`UnixSocket.listen`), left by a VMM killed
+        // while it made the socket.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] where UnixSocket.isBindDirectory(name) {
+            unlink(path + "/" + name + "/" + UnixSocket.boundName)
+            rmdir(path + "/" + name)
+        }
         guard rmdir(path) == 0 || errno == ENOENT else { throw RuntimeError.system("remove", path) }
     }
 }
@@ -154,6 +161,11 @@ func readWholeFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw RuntimeError.system("open", path) }
     defer { close(fd) }
+    return try readWholeFile(fd, path: path, limit: limit)
+}
+
+/// The rest of the open file `fd` (`path` names it in errors).
+func readWholeFile(_ fd: Int32, path: String, limit: Int = 1 << 20) throws -> [UInt8] {
     var result: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 16 << 10)
     while result.count <= limit {

@@ -43,6 +43,7 @@ enum VMMProcess {
         var arguments = ["--root", globals.root, "--log-format", globals.logFormat]
         if let log = globals.log { arguments += ["--log", log] }
         if globals.debug { arguments.append("--debug") }
+        if globals.vmmSeccomp == "off" { arguments += ["--vmm-seccomp", "off"] }
         arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD)]
         if slave >= 0 { arguments.append("--console") } else if followTerminal { arguments.append("--terminal") }
         arguments.append(id)

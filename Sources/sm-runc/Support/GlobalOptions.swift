@@ -1,4 +1,5 @@
 import ArgumentParser
+import VMM
 
 /// runc's global flags. Engines put them before the subcommand (`sm-runc --root R
 /// --log F --log-format json create …`, with `--flag=value` or `--flag value`); they
@@ -14,12 +15,22 @@ struct GlobalOptions: ParsableArguments {
     var debug = false
     @Flag(help: "Accepted for compatibility; cgroups are managed with cgroupfs.")
     var systemdCgroup = false
+    @Option(help: "Diagnosis only: `off` runs the VMM without its seccomp filters and capability drop (as SM_RUNC_VMM_SECCOMP=off).")
+    var vmmSeccomp: String = "on"
 
     func validate() throws {
         guard logFormat == "text" || logFormat == "json" else {
             throw ValidationError("invalid log-format: \(logFormat)")
         }
+        guard vmmSeccomp == "on" || vmmSeccomp == "off" else {
+            throw ValidationError("invalid vmm-seccomp: \(vmmSeccomp) (on or off)")
+        }
     }
+
+    /// Whether the host's operator switched the VMM's confinement off, for diagnosis:
+    /// `--vmm-seccomp off` or SM_RUNC_VMM_SECCOMP=off. The only switch there is: the
+    /// bundle has none (`ContainerHost.confines`).
+    var vmmConfinementOff: Bool { vmmSeccomp == "off" || SeccompFilter.disabledByEnvironment }
 
     var reporter: Reporter {
         Reporter(logPath: log, format: Reporter.Format(rawValue: logFormat) ?? .text, debug: debug)

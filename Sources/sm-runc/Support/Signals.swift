@@ -1,4 +1,5 @@
 import Foundation
+import AgentProtocol
 
 /// Signal names as `kill` accepts them: a number, or a name with or without SIG.
 enum Signals {
@@ -29,8 +30,11 @@ enum Signals {
     }
 
     /// Ends this process the way `signal` ended the container's process, so whoever
-    /// waits on us sees the same wait status; falls back to exit(128 + signal).
+    /// waits on us sees the same wait status; falls back to exit(128 + signal). Only
+    /// a signal that ends a process (`ExitSignal`, checked where the agent's message
+    /// arrives) is raised: any other (a stop) is a failure, exit 255.
     static func dieLike(_ signal: Int32) -> Never {
+        guard ExitSignal.endsProcess(signal) else { exit(255) }
         Foundation.signal(signal, SIG_DFL)
         var set = sigset_t()
         sigemptyset(&set)

@@ -108,7 +108,8 @@ final class FuseTestShare {
 
     /// Needs root, as the server does (it chowns new files to the caller): FAILS with
     /// the reason otherwise, never skips.
-    init(initialize: Bool = true, readOnly: Bool = false, prepare: (String) throws -> Void = { _ in }) throws {
+    init(initialize: Bool = true, readOnly: Bool = false, budget: DescriptorBudget = DescriptorBudget(limit: 1 << 16),
+         shareLimit: Int? = nil, prepare: (String) throws -> Void = { _ in }) throws {
         try #require(getuid() == 0, "the virtio-fs server acts for the guest's root: run the tests as root")
         var template = Array("/tmp/sm-runc-fuse-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
@@ -120,7 +121,7 @@ final class FuseTestShare {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
         try Data("outside the share\n".utf8).write(to: URL(fileURLWithPath: secretPath))
         try prepare(path)
-        let fs = try PassthroughFileSystem(root: path, readOnly: readOnly)
+        let fs = try PassthroughFileSystem(root: path, readOnly: readOnly, budget: budget, shareLimit: shareLimit)
         server = FuseServer(fileSystem: fs)
         if initialize {
             let reply = send(.initialize, initArgs())

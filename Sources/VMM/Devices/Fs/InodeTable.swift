@@ -27,6 +27,8 @@ struct InodeKey: Hashable {
 /// lookup count.
 struct Inode {
     let fd: OwnedDescriptor
+    /// The fd's room in the share's descriptor cap (none for the share's root).
+    let slot: DescriptorSlot?
     let key: InodeKey
     /// The `S_IFMT` bits; a file's type never changes.
     let type: mode_t
@@ -39,13 +41,16 @@ struct Inode {
 
 /// The guest's nodeids (1 = the share's root) and their inodes. Nodeids are never
 /// reused (a 64-bit counter), so a stale nodeid from the guest finds nothing.
+/// Every inode but the root holds a slot of the share's `DescriptorAccount`.
 struct InodeTable {
+    let account: DescriptorAccount
     private var nodes: [UInt64: Inode] = [:]
     private var byKey: [InodeKey: UInt64] = [:]
     private var nextID: UInt64 = FuseConstant.rootID + 1
 
-    init(root: OwnedDescriptor, _ st: stat) {
-        let inode = Inode(fd: root, key: InodeKey(st, fd: root.rawValue), type: st.st_mode & S_IFMT, lookups: 1)
+    init(root: OwnedDescriptor, _ st: stat, account: DescriptorAccount) {
+        self.account = account
+        let inode = Inode(fd: root, slot: nil, key: InodeKey(st, fd: root.rawValue), type: st.st_mode & S_IFMT, lookups: 1)
         nodes[FuseConstant.rootID] = inode
         byKey[inode.key] = FuseConstant.rootID
     }
@@ -63,16 +68,21 @@ struct InodeTable {
     func lookups(_ id: UInt64) -> UInt64? { nodes[id]?.lookups }
 
     /// Records one more guest reference to the inode `fd` refers to: an existing
-    /// nodeid when the inode is already known (and `fd` is dropped), else a new one.
-    mutating func reference(_ fd: OwnedDescriptor, _ st: stat) -> UInt64 {
+    /// nodeid when the inode is already known (and `fd` is dropped), else a new one,
+    /// which keeps `fd` in a slot of the share's cap (`reserved`, or one taken here:
+    /// EMFILE / ENFILE when the cap is reached).
+    mutating func reference(_ fd: OwnedDescriptor, _ st: stat, reserved: DescriptorSlot? = nil,
+                            _ what: @autoclosure () -> String) throws(FuseError) -> UInt64 {
         let key = InodeKey(st, fd: fd.rawValue)
         if let id = byKey[key] {
             nodes[id]!.lookups &+= 1
             return id
         }
+        let slot: DescriptorSlot
+        if let reserved { slot = reserved } else { slot = try account.take(what()) }
         let id = nextID
         nextID += 1
-        nodes[id] = Inode(fd: fd, key: key, type: st.st_mode & S_IFMT, lookups: 1)
+        nodes[id] = Inode(fd: fd, slot: slot, key: key, type: st.st_mode & S_IFMT, lookups: 1)
         byKey[key] = id
         return id
     }
@@ -103,9 +113,11 @@ struct InodeTable {
     }
 }
 
-/// An open file or directory (OPEN / CREATE / OPENDIR) and the fh the guest names it by.
+/// An open file or directory (OPEN / CREATE / OPENDIR) and the fh the guest names it
+/// by, with the fd's slot in the share's descriptor cap.
 struct FileHandle {
     let fd: OwnedDescriptor
+    let slot: DescriptorSlot
     let isDirectory: Bool
 }
 
@@ -151,7 +163,8 @@ extension InodeTable {
     var root: Inode { nodes[FuseConstant.rootID]! }
 
     /// The table of a restored session: the root plus `restored`, nodeids kept.
-    init(root: Inode, restored: [(id: UInt64, inode: Inode)], nextID: UInt64) {
+    init(root: Inode, restored: [(id: UInt64, inode: Inode)], nextID: UInt64, account: DescriptorAccount) {
+        self.account = account
         nodes[FuseConstant.rootID] = root
         byKey[root.key] = FuseConstant.rootID
         for (id, inode) in restored {

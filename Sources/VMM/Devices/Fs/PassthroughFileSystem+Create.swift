@@ -47,6 +47,9 @@ extension PassthroughFileSystem {
         let parentStat = try attributes(directory, parent)
         let openFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC
         let argument = "node \(parent)/\(name)"
+        // Room for the inode and the open file first: at the cap nothing is made.
+        let inodeSlot = try descriptors.take("create `\(argument)`")
+        let handleSlot = try descriptors.take("create `\(argument)`")
         var created = true
         var raw = name.withCString { openat(directory.fd.rawValue, $0, openFlags | O_EXCL, mode_t(mode) & 0o7777) }
         if raw == -1 && errno == EEXIST && Int32(bitPattern: flags) & O_EXCL == 0 {
@@ -73,8 +76,8 @@ extension PassthroughFileSystem {
         }
         var st = stat()
         try fsCall("fstat", argument) { fstat(file.rawValue, &st) }
-        let nodeid = inodes.reference(OwnedDescriptor(adopting: path), st)
-        let fh = handles.insert(FileHandle(fd: file, isDirectory: false))
+        let nodeid = try inodes.reference(OwnedDescriptor(adopting: path), st, reserved: inodeSlot, argument)
+        let fh = handles.insert(FileHandle(fd: file, slot: handleSlot, isDirectory: false))
         return (FuseEntry(nodeid: nodeid, attributes: st), fh)
     }
 
@@ -118,13 +121,15 @@ extension PassthroughFileSystem {
         let directory = try self.directory(parent)
         let parentStat = try attributes(directory, parent)
         let argument = "node \(parent)/\(name)"
+        // Room for the new inode first: at the cap nothing is made.
+        let slot = try descriptors.take("\(what) `\(argument)`")
         try fsCall(what, argument) { name.withCString { body(directory.fd.rawValue, $0) } }
         do {
             let fd = try openChild(directory.fd, name, argument)
             try own(fd, caller: caller, mode: mode, parent: parentStat, argument)
             var st = stat()
             try fsCall("fstatat", argument) { fstatat(fd.rawValue, "", &st, Linux.AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
-            return FuseEntry(nodeid: inodes.reference(fd, st), attributes: st)
+            return FuseEntry(nodeid: try inodes.reference(fd, st, reserved: slot, argument), attributes: st)
         } catch {
             let flags = mode_t(mode) & S_IFMT == S_IFDIR ? AT_REMOVEDIR : 0
             _ = name.withCString { unlinkat(directory.fd.rawValue, $0, flags) }

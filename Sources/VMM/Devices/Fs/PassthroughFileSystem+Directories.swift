@@ -8,10 +8,11 @@ extension PassthroughFileSystem {
     /// holds, even if the host has since renamed it or put a symlink in its place.
     public func opendir(_ nodeid: UInt64) throws(FuseError) -> UInt64 {
         let inode = try directory(nodeid)
+        let slot = try descriptors.take("opendir `node \(nodeid)`")
         let fd = try fsCall("openat", "node \(nodeid)/.") {
             openat(inode.fd.rawValue, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         }
-        return handles.insert(FileHandle(fd: OwnedDescriptor(adopting: fd), isDirectory: true))
+        return handles.insert(FileHandle(fd: OwnedDescriptor(adopting: fd), slot: slot, isDirectory: true))
     }
 
     /// FUSE_READDIR / FUSE_READDIRPLUS: entries from the directory position `offset`

@@ -15,10 +15,11 @@ extension PassthroughFileSystem {
             throw FuseError(code, "open `node \(nodeid)`: not a regular file")
         }
         if Int32(bitPattern: flags) & (O_ACCMODE | O_TRUNC) != O_RDONLY { try requireWritable("open `node \(nodeid)` for writing") }
+        let slot = try descriptors.take("open `node \(nodeid)`")
         let fd = try fsCall("open", "node \(nodeid)") {
             Glibc.open(Linux.procPath(inode.fd), Self.hostOpenFlags(flags) | O_CLOEXEC)
         }
-        return handles.insert(FileHandle(fd: OwnedDescriptor(adopting: fd), isDirectory: false))
+        return handles.insert(FileHandle(fd: OwnedDescriptor(adopting: fd), slot: slot, isDirectory: false))
     }
 
     /// FUSE_READ: up to `size` bytes at `offset`, appended to `reply` (short only at

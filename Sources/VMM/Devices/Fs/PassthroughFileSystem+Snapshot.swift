@@ -56,7 +56,8 @@ extension PassthroughFileSystem {
             guard UInt32(st.st_mode & S_IFMT) == type else {
                 throw .unsupported("share `\(rootPath)`: `\(path)` (node \(id)) is no longer the same type of file")
             }
-            restored.append((id, Inode(fd: fd, key: InodeKey(st, fd: fd.rawValue), type: st.st_mode & S_IFMT, lookups: lookups)))
+            let slot = try restoredSlot("node \(id) `\(path)`")
+            restored.append((id, Inode(fd: fd, slot: slot, key: InodeKey(st, fd: fd.rawValue), type: st.st_mode & S_IFMT, lookups: lookups)))
         }
         let nextHandle = try reader.u64()
         var reopened: [(fh: UInt64, handle: FileHandle)] = []
@@ -70,6 +71,7 @@ extension PassthroughFileSystem {
                 throw .malformed("\(reader.what): fh \(fh) (flags 0x\(String(flags, radix: 16)), next fh \(nextHandle))")
             }
             if readOnly && flags & O_ACCMODE != O_RDONLY { throw .malformed("\(reader.what): fh \(fh) open for writing on a read-only share") }
+            let slot = try restoredSlot("fh \(fh) `\(path)`")
             let pathFD = path.isEmpty ? nil : try open(path, from: root.fd, what: "fh \(fh)")
             let base = pathFD ?? root.fd
             let st = try Self.status(base, "fh \(fh) `\(path)`")
@@ -84,10 +86,18 @@ extension PassthroughFileSystem {
             guard raw >= 0 else {
                 throw .io(SystemCallError(call: "open", argument: "fh \(fh) `\(path)` of `\(rootPath)`", errno: .init(rawValue: errno)))
             }
-            reopened.append((fh, FileHandle(fd: OwnedDescriptor(adopting: raw), isDirectory: isDirectory)))
+            reopened.append((fh, FileHandle(fd: OwnedDescriptor(adopting: raw), slot: slot, isDirectory: isDirectory)))
         }
-        inodes = InodeTable(root: root, restored: restored, nextID: nextNode)
+        inodes = InodeTable(root: root, restored: restored, nextID: nextNode, account: descriptors)
         handles = HandleTable(restored: reopened, nextID: nextHandle)
+    }
+
+    /// A restored inode or handle's room in the share's descriptor cap: a snapshot
+    /// holding more than this VMM's shares may hold is refused.
+    private func restoredSlot(_ what: String) throws(SnapshotError) -> DescriptorSlot {
+        do { return try descriptors.take("restore \(what)") } catch {
+            throw .unsupported("share `\(rootPath)`: \(error)")
+        }
     }
 
     /// Where `fd` is, relative to the share's root `root` (the root itself is "").

@@ -39,20 +39,29 @@ public final class PassthroughFileSystem {
     public let readOnly: Bool
     var inodes: InodeTable
     var handles = HandleTable()
+    /// The host fds the inodes and handles hold, against this share's cap and the
+    /// VMM's budget.
+    var descriptors: DescriptorAccount { inodes.account }
 
     /// Opens the share. The host path itself may go through symlinks (the host chose it).
-    public init(root path: String, readOnly: Bool = false) throws(SystemCallError) {
+    /// The guest's inodes and open files may hold up to `shareLimit` host fds (by
+    /// default `DescriptorAccount.shareLimit(of: budget)`) and, with every other share
+    /// of the VMM, no more than `budget`.
+    public init(root path: String, readOnly: Bool = false, budget: DescriptorBudget, shareLimit: Int? = nil) throws(SystemCallError) {
         let fd = try OwnedDescriptor.open(path, flags: Linux.O_PATH | O_DIRECTORY)
         var st = stat()
         try check("fstat", path) { fstatat(fd.rawValue, "", &st, Linux.AT_EMPTY_PATH) }
         rootPath = path
         self.readOnly = readOnly
-        inodes = InodeTable(root: fd, st)
+        inodes = InodeTable(root: fd, st, account: DescriptorAccount(share: path, budget: budget, limit: shareLimit))
     }
 
     /// How many inodes and open handles the guest holds (for tests and diagnostics).
     public var inodeCount: Int { inodes.count }
     public var handleCount: Int { handles.count }
+    /// How many host fds they hold (the root's excepted), and the share's cap on them.
+    public var heldDescriptors: Int { descriptors.held }
+    public var descriptorLimit: Int { descriptors.limit }
     public func lookupCount(_ nodeid: UInt64) -> UInt64? { inodes.lookups(nodeid) }
 
     /// Forgets every inode but the root and closes every handle (DESTROY, device reset).
@@ -103,7 +112,7 @@ public final class PassthroughFileSystem {
         let fd = try openChild(directory, name, argument())
         var st = stat()
         try fsCall("fstatat", argument()) { fstatat(fd.rawValue, "", &st, Linux.AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
-        return FuseEntry(nodeid: inodes.reference(fd, st), attributes: st)
+        return FuseEntry(nodeid: try inodes.reference(fd, st, argument()), attributes: st)
     }
 
     func reference(_ parentID: UInt64, _ name: FuseName) throws(FuseError) -> FuseEntry {

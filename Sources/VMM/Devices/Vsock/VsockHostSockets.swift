@@ -9,44 +9,28 @@ import SystemPackage
 /// Every call goes through the `check` chokepoint.
 enum VsockHostSocket {
     /// `sockaddr_un.sun_path` holds 107 bytes and a NUL.
-    static let maxPathBytes = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+    static let maxPathBytes = UnixSocket.maxPathBytes
 
     private static var streamType: Int32 {
         Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
     }
 
-    /// Lends `path` as a `sockaddr_un`; nil when it does not fit. The pointer must not escape.
     private static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R? {
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count <= maxPathBytes, !bytes.contains(0) else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-        }
-        // The sockaddr_un lives on this frame for the duration of `body` only.
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                body($0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        UnixSocket.withAddress(path, body)
     }
 
-    /// A non-blocking socket bound and listening at `path`. A stale socket file left at
-    /// `path` (a VMM that died) is replaced; any other file there is an error.
+    /// A non-blocking socket listening at `path`, which only its owner may connect to
+    /// (`UnixSocket.listen`: 0600 from the start, whatever the umask). A stale socket
+    /// file left at `path` (a VMM that died) is replaced; any other file there is an error.
     static func listen(at path: String, backlog: Int32 = 32) throws(SystemCallError) -> OwnedDescriptor {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else {
                 throw SystemCallError(call: "bind", argument: path, errno: .fileExists)
             }
-            try check("unlink", path) { unlink(path) }
         }
         let socket = OwnedDescriptor(adopting: try check("socket", "AF_UNIX for \(path)") { Glibc.socket(AF_UNIX, streamType, 0) })
-        let bound = withAddress(path) { address, length in Glibc.bind(socket.rawValue, address, length) }
-        guard let bound else { throw SystemCallError(call: "bind", argument: path, errno: .fileNameTooLong) }
-        if bound != 0 { throw SystemCallError(call: "bind", argument: path, errno: Errno(rawValue: errno)) }
-        try check("listen", path) { Glibc.listen(socket.rawValue, backlog) }
+        try UnixSocket.listen(socket.rawValue, at: path, backlog: backlog)
         return socket
     }
 
