@@ -152,18 +152,12 @@ public final class Machine: @unchecked Sendable {
         self.pio = pio
         transports = slots.transports
 
-        var parameters = MachineConfiguration.baseKernelParameters + hostKind.kernelWorkarounds
-        if configuration.earlySerial { parameters.append("earlyprintk=serial,0x3f8,115200") }
-        parameters += slots.kernelParameters
-        if let root = configuration.rootShare {
-            guard let share = configuration.shares.first(where: { $0.tag == root.tag }) else {
-                throw MachineError.invalidConfiguration("root share `\(root.tag)` is not among the shares")
-            }
-            parameters += ["root=\(root.tag)", "rootfstype=virtiofs", share.readOnly ? "ro" : "rw", "init=\(root.initPath)"]
+        // What a snapshot is keyed by is what was attached.
+        let attached = slots.transports.map(\.name)
+        guard attached == configuration.deviceLayout else {
+            throw MachineError.invalidConfiguration("attached devices \(attached) are not the configuration's layout \(configuration.deviceLayout)")
         }
-        if configuration.snapshotPoint { parameters.append(SnapshotPoint.kernelParameter) }
-        parameters += configuration.extraKernelParameters
-        commandLine = parameters.joined(separator: " ")
+        commandLine = try configuration.kernelParameters(hostKind: hostKind, devices: slots.kernelParameters).joined(separator: " ")
 
         let vm = self.vm
         vcpus = try (0..<configuration.vcpuCount).map { VCPURunner(try vm.createVCPU(index: UInt32($0))) }

@@ -72,6 +72,33 @@ public struct MachineConfiguration: Sendable {
         "console=hvc0", "quiet", "panic=-1", "reboot=t", "noreplace-smp", "percpu_alloc=page", "tsc=reliable",
     ]
 
+    /// The virtio devices the machine attaches, by name, in slot order: the console,
+    /// the vsock (with `vsockSocketPath`), one virtio-fs per share (with its tag), and
+    /// the balloon last. `Machine` checks that it attached exactly these; a snapshot
+    /// is keyed by them (the device section is restored slot by slot).
+    public var deviceLayout: [String] {
+        ["virtio-console"] + (vsockSocketPath == nil ? [] : ["virtio-vsock"]) + shares.map { "virtio-fs \($0.tag)" } + ["virtio-balloon"]
+    }
+
+    /// The guest kernel's command line for this configuration on `hostKind`, with
+    /// `devices` (the `virtio_mmio.device=` parameters of the attached devices, in
+    /// slot order) where the machine declares its devices. The one place it is made:
+    /// `Machine` boots with it, and a snapshot cache keys by it (with stand-ins for
+    /// the device parameters).
+    public func kernelParameters(hostKind: HostKind, devices: [String]) throws -> [String] {
+        var parameters = Self.baseKernelParameters + hostKind.kernelWorkarounds
+        if earlySerial { parameters.append("earlyprintk=serial,0x3f8,115200") }
+        parameters += devices
+        if let root = rootShare {
+            guard let share = shares.first(where: { $0.tag == root.tag }) else {
+                throw MachineError.invalidConfiguration("root share `\(root.tag)` is not among the shares")
+            }
+            parameters += ["root=\(root.tag)", "rootfstype=virtiofs", share.readOnly ? "ro" : "rw", "init=\(root.initPath)"]
+        }
+        if snapshotPoint { parameters.append(SnapshotPoint.kernelParameter) }
+        return parameters + extraKernelParameters
+    }
+
     /// The guest kernel's `NR_CPUS` (guest/kernel.config).
     public static let maximumVCPUs = 8
 }
