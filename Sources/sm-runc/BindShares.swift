@@ -24,12 +24,23 @@ enum BindShares {
     static let directoryName = "binds"
 
     struct Prepared {
-        /// The share to add to the machine. Always there, so that every container has
-        /// the same device layout (one snapshot fits all, see `SnapshotCache`): with no
-        /// bind mounts, an empty directory shared read-only, which the agent does not mount.
+        /// The share to add to the machine (`share(hostPath:staged:)`). Always there, so
+        /// that every container has the same device layout (one snapshot fits all, see
+        /// `SnapshotCache`): with no bind mounts, an empty directory shared read-only,
+        /// which the agent does not mount.
         var share: MachineConfiguration.Share
         /// The spec's mounts, each bind's source now `/run/sm-binds/<n>`.
         var mounts: [Mount]
+    }
+
+    /// The binds share of a machine, serving `hostPath` with `staged` bind mounts in
+    /// it: read-write when there are any (each entry is a host mount with the bind's
+    /// own ro/rw, the top is read-only on the host), read-only when there are none
+    /// (the agent does not mount it; nothing for the guest to write). The mode is the
+    /// host side of the file server, set on the restored machine: no part of the
+    /// snapshot or its key (`SnapshotCache.key`).
+    static func share(hostPath: String, staged: Int) -> MachineConfiguration.Share {
+        .init(tag: tag, hostPath: hostPath, readOnly: staged == 0)
     }
 
     /// Whether `mount` is a bind mount: type "bind", or "bind"/"rbind" among its options.
@@ -63,7 +74,7 @@ enum BindShares {
             throw RuntimeError("mkdir \(binds): \(errorText(errno))")
         }
         guard !staged.isEmpty else {
-            return Prepared(share: .init(tag: tag, hostPath: binds, readOnly: true), mounts: mounts)
+            return Prepared(share: share(hostPath: binds, staged: 0), mounts: mounts)
         }
         do {
             // A private mount of its own first, so that the binds made in it are
@@ -105,7 +116,7 @@ enum BindShares {
             release(stateDirectory: stateDirectory)
             throw error
         }
-        return Prepared(share: .init(tag: tag, hostPath: binds, readOnly: false), mounts: rewritten)
+        return Prepared(share: share(hostPath: binds, staged: staged.count), mounts: rewritten)
     }
 
     /// Undoes `prepare`: detaches every mount under `<stateDirectory>/binds` and the

@@ -3,16 +3,17 @@ import AgentProtocol
 import VMM
 
 /// Snapshots of a booted guest waiting at the agent's quiescent point, one per
-/// (kernel, agent, vCPU count, memory size, VMM version, kernel command line), in
-/// `<cache>/snapshots/<key>.snap` (cache: `SM_RUNC_CACHE`, default /var/cache/sm-runc,
-/// as scripts/build-kernel.sh). The cache root is ours or root's and writable by no
+/// (kernel, agent, vCPU count, memory size, VMM version, device layout, kernel command
+/// line; see `key`), in `<cache>/snapshots/<key>.snap` (cache: `SM_RUNC_CACHE`,
+/// default /var/cache/sm-runc, as scripts/build-kernel.sh). The cache root is ours or root's and writable by no
 /// one else, the directory 0700 and each file 0600, owned by us, each opened without
 /// following a symlink and checked on the open fd (`openDirectory`, `openOwned`): a
 /// snapshot is guest RAM and state that the VMM trusts.
 ///
 /// Every container has the same device layout (`configuration`), so one snapshot fits
 /// them all: the shares of a restored machine point at this container's rootfs and
-/// bind staging directory, which the snapshotted guest has not mounted yet.
+/// bind staging directory, with this container's modes, which the snapshotted guest
+/// has not mounted yet.
 enum SnapshotCache {
     static var root: String {
         let value = ProcessInfo.processInfo.environment["SM_RUNC_CACHE"] ?? ""
@@ -50,7 +51,7 @@ enum SnapshotCache {
     /// directories and the vsock at its own socket).
     static func template(kernel: String, guestRoot: String, size: GuestSize) -> MachineConfiguration {
         configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: "/",
-                      binds: .init(tag: BindShares.tag, hostPath: "/", readOnly: true), vsock: "/")
+                      binds: BindShares.share(hostPath: "/", staged: 0), vsock: "/")
     }
 
     /// Where the snapshot for a configuration lives and what it must have been made with.
@@ -64,22 +65,36 @@ enum SnapshotCache {
     static func entry(for configuration: MachineConfiguration, agent: String) throws -> Entry {
         let kernelHash = try hashFile(configuration.kernelPath, what: "guest kernel")
         let agentHash = try hashFile(agent, what: "guest agent")
-        let hostKind = configuration.hostKind ?? HostKind.detect()
-        // The command line as the machine makes it, but for the device parameters
-        // (the share tags and order stand for them).
-        var commandLine = MachineConfiguration.baseKernelParameters + hostKind.kernelWorkarounds
-        commandLine += configuration.shares.map { "share=\($0.tag)\($0.readOnly ? ":ro" : "")" }
-        if configuration.vsockSocketPath != nil { commandLine.append("vsock") }
-        commandLine.append("balloon")   // every machine's last slot (free page reporting)
-        if let root = configuration.rootShare { commandLine += ["root=\(root.tag)", "init=\(root.initPath)"] }
-        if configuration.pit { commandLine.append("pit") }
-        commandLine += configuration.extraKernelParameters
-        let material = [
-            "kernel=" + hex(kernelHash), "agent=" + hex(agentHash), "vcpus=\(configuration.vcpuCount)",
-            "memory=\(configuration.memoryMiB)", "vmm=\(vmmVersion)", "cmdline=" + commandLine.joined(separator: " "),
-        ].joined(separator: "\n")
         return Entry(identity: SnapshotIdentity(vmmVersion: vmmVersion, kernel: kernelHash, agent: agentHash),
-                     key: hex(SHA256.hash(Array(material.utf8))))
+                     key: try key(for: configuration, kernel: kernelHash, agent: agentHash))
+    }
+
+    /// What `key` encodes, in what form: bumped whenever that changes, so that no
+    /// snapshot is found under a key made by other rules. 2: share modes are not in
+    /// the key (they are the file server's, set at restore), the device layout is.
+    static let keyFormat = 2
+
+    /// The cache key of the snapshot `configuration` starts from, with the kernel and
+    /// agent of these SHA-256 digests: a hash of what the snapshot holds and nothing
+    /// else. The kernel and agent; the vCPUs and RAM; the VMM version; the virtio
+    /// devices slot by slot (kind and share tag, `deviceLayout`); the PIT; the kernel
+    /// command line as the machine makes it (with the layout in place of the device
+    /// parameters). Not the shares' host paths nor their read-only flags: those are the
+    /// host side of the file server, applied to the restored machine (a share the
+    /// snapshotted guest has mounted is checked at restore: a handle open for writing
+    /// on a share now read-only is refused). Nothing of a container: its binds share
+    /// is read-write or not by its bind mounts (`BindShares.share`), mounted in the
+    /// guest only after the wake.
+    static func key(for configuration: MachineConfiguration, kernel: [UInt8], agent: [UInt8]) throws -> String {
+        let hostKind = configuration.hostKind ?? HostKind.detect()
+        let layout = configuration.deviceLayout
+        let commandLine = try configuration.kernelParameters(hostKind: hostKind, devices: layout)
+        let material = [
+            "key-format=\(keyFormat)", "kernel=" + hex(kernel), "agent=" + hex(agent), "vcpus=\(configuration.vcpuCount)",
+            "memory=\(configuration.memoryMiB)", "vmm=\(vmmVersion)", "devices=" + layout.joined(separator: ","),
+            "pit=\(configuration.pit)", "cmdline=" + commandLine.joined(separator: " "),
+        ].joined(separator: "\n")
+        return hex(SHA256.hash(Array(material.utf8)))
     }
 
     /// Makes `<cache>/snapshots` (0700) if needed and checks it is ours and private.
