@@ -168,6 +168,55 @@ extension VMBootTests {
                   (mismatched.log.split(separator: "\n").first { $0.contains("refused") }.map { String($0.suffix(160)) } ?? ""))
         }
 
+        /// A bind mount (which makes the container's binds share read-write) does not
+        /// keep a container from the snapshot: in an empty cache of its own, the first
+        /// run makes the snapshot and starts from it, the second starts from it
+        /// straight away, and both write through the bind to the host.
+        @Test func aBundleWithABindMountStartsFromTheSnapshotItsFirstRunMade() throws {
+            try requireKVM()
+            let cache = Self.cache + "/bind-mount"
+            try? FileManager.default.removeItem(atPath: cache)
+            try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+            let volume = cache + "/volume"
+            try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+            let bundle = try Run.makeBundle(
+                args: ["sh", "-c", "echo \"$0\" > /data/$0; cat /data/$0"],
+                mounts: [["destination": "/data", "type": "bind", "source": volume, "options": ["rbind", "rw"]]])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            // The run's argument $0 names the file it writes.
+            func run(_ name: String) throws -> Timed {
+                let config = bundle.appendingPathComponent("config.json")
+                var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any])
+                var process = try #require(json["process"] as? [String: Any])
+                process["args"] = ["sh", "-c", "echo \"$0\" > /data/$0; cat /data/$0", name]
+                json["process"] = process
+                try JSONSerialization.data(withJSONObject: json).write(to: config)
+                return try Self.run(bundle, id: "snaprun-bind-\(name)", cacheDirectory: cache)
+            }
+
+            let first = try run("first")
+            #expect(first.call.status == 0 && first.call.stdout == "first\n", "stderr: \(first.call.stderr)\nlog:\n\(first.log)")
+            let madeLine = try #require(first.log.split(separator: "\n").first { $0.contains("made snapshot ") }, "log:\n\(first.log)")
+            let made = try #require(madeLine.range(of: "made snapshot ").map { String(madeLine[$0.upperBound...].prefix { $0 != " " }) })
+            #expect(made.hasPrefix(cache + "/snapshots/") && made.hasSuffix(".snap"), "\(made)")
+            #expect(first.log.contains("started from snapshot \(made) (restore "), "log:\n\(first.log)")
+            #expect(!first.log.contains("booted: no snapshot"), "log:\n\(first.log)")
+            #expect(try String(contentsOfFile: volume + "/first", encoding: .utf8) == "first\n")
+
+            let second = try run("second")
+            #expect(second.call.status == 0 && second.call.stdout == "second\n", "stderr: \(second.call.stderr)\nlog:\n\(second.log)")
+            #expect(second.log.contains("started from snapshot \(made) (restore "), "log:\n\(second.log)")
+            #expect(!second.log.contains("made snapshot"), "log:\n\(second.log)")
+            #expect(!second.log.contains("booted: no snapshot"), "log:\n\(second.log)")
+            #expect(try String(contentsOfFile: volume + "/second", encoding: .utf8) == "second\n")
+            #expect(second.seconds * 2 < first.seconds, "second run \(second.seconds) s, first (made the snapshot) \(first.seconds) s")
+            func restore(_ log: String) -> String {
+                log.range(of: "(restore ").map { String(log[$0.upperBound...].prefix { $0 != ")" }) } ?? "?"
+            }
+            print("bind mount: first run \(formatFixed(first.seconds, digits: 2)) s (\(madeLine.range(of: "on first use: ").map { madeLine[$0.upperBound...].prefix { $0 != "\"" } } ?? ""); " +
+                  "restore \(restore(first.log))), second run \(formatFixed(second.seconds, digits: 2)) s (restore \(restore(second.log)))")
+        }
+
         @Test func aCorruptedSnapshotMakesRunBootAndSayWhy() throws {
             try requireKVM()
             let path = try Self.snapshot()
