@@ -106,10 +106,14 @@ extension VMBootTests {
             #expect(three.status == 3, "\(three.stderr)")
 
             // -i: stdin and its end; -v read-write and read-only; podman's single-file binds.
+            // With bind mounts too, the container starts from the snapshot (the runs above
+            // made it on first use, if the cache had none): the runtime's --debug log says so.
             let volume = Self.work.appendingPathComponent("volume")
             try FileManager.default.createDirectory(at: volume, withIntermediateDirectories: true)
             try Data("from the host\n".utf8).write(to: volume.appendingPathComponent("host.txt"))
-            let io = try Self.podman(["run", "--rm", "-i", "-v", "\(volume.path):/data", "-v", "\(volume.path):/ro:ro", Self.image,
+            let runtimeLog = Self.work.appendingPathComponent("runtime-io.log").path
+            let io = try Self.podman(["--runtime-flag", "debug", "--runtime-flag", "log=\(runtimeLog)",
+                                      "run", "--rm", "-i", "-v", "\(volume.path):/data", "-v", "\(volume.path):/ro:ro", Self.image,
                                       "sh", "-c", "cat; cat /data/host.txt; echo from the guest > /data/guest.txt; touch /ro/x || echo ro-refused; cat /etc/hostname; ls /run/.containerenv"],
                                      stdin: "piped in\n")
             #expect(io.status == 0, "\(io.stderr)")
@@ -118,6 +122,11 @@ extension VMBootTests {
             #expect(io.stdout.hasPrefix("piped in\nfrom the host\nro-refused\n"), "\(io.stdout)")
             #expect(io.stdout.hasSuffix("/run/.containerenv\n"), "\(io.stdout)")
             #expect(try String(contentsOf: volume.appendingPathComponent("guest.txt"), encoding: .utf8) == "from the guest\n")
+            let ioLog = (try? String(contentsOfFile: runtimeLog, encoding: .utf8)) ?? ""
+            let started = ioLog.split(separator: "\n").first { $0.contains("started from snapshot") }
+            #expect(started != nil && !ioLog.contains("booted: no snapshot"),
+                    "podman run with bind mounts did not start from the snapshot; runtime log:\n\(ioLog.split(separator: "\n").filter { $0.contains("snapshot") }.joined(separator: "\n"))")
+            print("podman run -v: \(started.map(String.init) ?? "no 'started from snapshot' line")")
 
             // -d, then exec (plain, -i and -t), kill USR1, pause/unpause, stop, rm.
             // The container is up (its traps set) before the execs.
