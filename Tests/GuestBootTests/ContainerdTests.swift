@@ -21,6 +21,22 @@ extension VMBootTests {
         static var runtime: [String] { ["--runc-binary", RunCommandTests.smRunc, "--runc-root", runcRoot, "--fifo-dir", fifoDir] }
         static let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"]
 
+        /// `runtime` with sm-runc behind a wrapper that puts `--debug` in front of the
+        /// shim's arguments: the shim's own `--log <task>/log.json` (which comes after,
+        /// and so wins) then holds the debug log (`taskLog`).
+        static func debugRuntime() throws -> [String] {
+            let wrapper = work.appendingPathComponent("sm-runc-debug").path
+            try "#!/bin/sh\nexec '\(RunCommandTests.smRunc)' --debug \"$@\"\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+            try #require(chmod(wrapper, 0o755) == 0, "chmod \(wrapper): \(String(cString: strerror(errno)))")
+            return ["--runc-binary", wrapper, "--runc-root", runcRoot, "--fifo-dir", fifoDir]
+        }
+
+        /// The runtime's log of task `id` (the shim's `--log`), while the task exists.
+        static func taskLog(_ id: String) -> String {
+            let path = work.appendingPathComponent("state/io.containerd.runtime.v2.task/\(namespace)/\(id)/log.json").path
+            return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        }
+
         struct Result { var status: Int32; var stdout: String; var stderr: String }
 
         /// Spawns `tool` with stdin /dev/null, stdout/stderr in files, the clean
@@ -369,9 +385,21 @@ extension VMBootTests {
             #expect(removed.stderr.contains("exit with non-zero exit code 137"), "task rm: \(removed.stderr)")
             #expect(try ctr(["container", "rm", "d1"]).status == 0)
 
-            // task rm -f of a running task.
-            let second = try ctr(["run", "-d"] + runtime + [image, "d2", "sleep", "100"])
+            // task rm -f of a running task; it has a bind mount, and starts from the
+            // snapshot all the same (made on first use by t1 if the cache had none): the
+            // runtime's --debug log says so.
+            let volume = work.appendingPathComponent("volume").path
+            try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+            let second = try ctr(["run", "-d", "--mount", "type=bind,src=\(volume),dst=/data,options=rbind:rw"] + debugRuntime() +
+                                 [image, "d2", "sh", "-c", "echo from d2 > /data/d2; sleep 100"])
             #expect(second.status == 0, "\(second.stderr)")
+            #expect(waitFor(60) { (try? String(contentsOfFile: volume + "/d2", encoding: .utf8)) == "from d2\n" },
+                    "d2 wrote nothing through its bind mount")
+            let d2Log = taskLog("d2")
+            let started = d2Log.split(separator: "\n").first { $0.contains("started from snapshot") }
+            #expect(started != nil && !d2Log.contains("booted: no snapshot"),
+                    "d2 did not start from the snapshot; runtime log:\n\(d2Log.split(separator: "\n").filter { $0.contains("snapshot") }.joined(separator: "\n"))")
+            print("ctr run -d --mount: \(started.map(String.init) ?? "no 'started from snapshot' line")")
             let forced = try ctr(["task", "rm", "-f", "d2"])
             #expect(forced.status == 0, "\(forced.stderr)")
             #expect(try task("d2") == nil)
