@@ -37,10 +37,14 @@ let package = Package(
         .target(name: "Hooks", dependencies: ["OCIBundle", "CPosix"]),
         // The container's cgroup (v1, hybrid, v2), joined by the VMM process. No Foundation.
         .target(name: "Cgroups", dependencies: ["OCIBundle"]),
+        // SHA-256, optimised in every configuration: it hashes the guest kernel and agent
+        // (tens of MB) for the snapshot key, and a debug build's unoptimised loop took
+        // seconds here and a minute under a software CPU (the hardware-KVM test's L1).
+        .target(name: "Digest", swiftSettings: [.unsafeFlags(["-O"])]),
         .target(
             name: "VMM",
             dependencies: [
-                "CKVM", "CSeccomp", "CPosix",
+                "CKVM", "CSeccomp", "CPosix", "Digest",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

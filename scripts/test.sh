@@ -8,5 +8,10 @@ export PATH="/opt/swift/usr/bin:$PATH"
 bash scripts/build.sh >/dev/null
 swift build --build-tests
 swift test --skip-build "$@"
-# The differential suite against runc (whole runs only, not filtered ones).
-if [ $# -eq 0 ]; then bash conformance/run.sh; fi
+# Whole runs only, not filtered ones: the differential suite against runc, then the
+# end-to-end suite on hardware-style KVM (AMD-V with nested paging, in L1 under qemu's
+# software CPU; scripts/hwkvm-test.sh).
+if [ $# -eq 0 ]; then
+  bash conformance/run.sh
+  bash scripts/hwkvm-test.sh
+fi

@@ -14,7 +14,7 @@ func median(_ values: [Double]) -> Double? {
 func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(0, +) / Double(values.count) }
 
 /// Seconds with 3 decimals, or "-".
-func fixed(_ value: Double?) -> String { value.map { formatFixed($0, digits: 3) } ?? "-" }
+func fixed(_ value: Double?, digits: Int = 3) -> String { value.map { formatFixed($0, digits: digits) } ?? "-" }
 
 func firstLine(_ text: String) -> String { text.split(separator: "\n").first.map(String.init) ?? "" }
 

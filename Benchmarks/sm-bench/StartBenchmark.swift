@@ -159,6 +159,16 @@ struct StartBenchmark: ParsableCommand {
             }
             return (total, steps)
         }
+        /// The VMM process's host CPU, from `--debug`: "VMM CPU: A ms in all, B ms of it in KVM_RUN, C ms outside".
+        var vmmCPU: (all: Double, kvmRun: Double, outside: Double)? {
+            guard let line = log.split(separator: "\n").first(where: { $0.contains("VMM CPU: ") }),
+                  let range = line.range(of: "VMM CPU: ") else { return nil }
+            let numbers = line[range.upperBound...].split(separator: ",").compactMap { part in
+                Double(part.trimmingCharacters(in: .whitespaces).prefix { $0 != " " })
+            }
+            guard numbers.count == 3 else { return nil }
+            return (numbers[0], numbers[1], numbers[2])
+        }
         /// The VMM's timeline, from `--debug`: "timeline: A, +x ms B, +y ms C, ...".
         var timeline: [(String, Double)] {
             guard let line = log.split(separator: "\n").first(where: { $0.contains("timeline: ") }),
@@ -255,6 +265,17 @@ struct StartBenchmark: ParsableCommand {
                 let values = restores.compactMap { $0.steps.count > index ? $0.steps[index].1 : nil }
                 print("    " + step.0.padding(toLength: 28, withPad: " ", startingAt: 0) + "median \(formatFixed(median(values)!, digits: 2))")
             }
+        }
+
+        print("")
+        print("host CPU of the VMM process per start (medians, ms, from --debug: the whole process from exec, and the part")
+        print("outside KVM_RUN, i.e. the VMM's own work; the guest's time inside KVM_RUN counts to the host too)")
+        for series in [Series.boot, .snapshot] {
+            let cpu = ok(series).compactMap(\.vmmCPU)
+            guard !cpu.isEmpty else { print("  \(series.label): no 'VMM CPU' line (PROBLEM)"); continue }
+            print("  " + series.label.padding(toLength: 22, withPad: " ", startingAt: 0)
+                + "all \(fixed(median(cpu.map(\.all)), digits: 1)), in KVM_RUN \(fixed(median(cpu.map(\.kvmRun)), digits: 1)), "
+                + "outside KVM_RUN \(fixed(median(cpu.map(\.outside)), digits: 1)) (n=\(cpu.count))")
         }
 
         print("")

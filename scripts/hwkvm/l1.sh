@@ -82,7 +82,7 @@ timeout "${SM_RUNC_HWKVM_TIMEOUT:-900}" qemu-system-x86_64 -M q35 -accel tcg -cp
   -append "console=ttyS0 quiet panic=-1 HWKVM_JOB=$job $*" \
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs "local,path=$work,mount_tag=work,security_model=passthrough" 2>&1 \
-  | tr -d '\r' | grep --line-buffered -v -e 'warning: TCG doesn' -e '^\s*$' \
+  | sed -u 's/\r$//' | grep --line-buffered -v -e 'warning: TCG doesn' -e '^\s*$' \
   | awk '/hwkvm: L1 up/{on=1} on || /hwkvm:/ {print; fflush()}' | tee "$out" || true
 status=$(sed -n 's/^hwkvm: job exit \([0-9]*\)$/\1/p' "$out" | tail -1)
 [ -n "$status" ] || { echo "hwkvm: L1 ended without the job's status (timeout ${SM_RUNC_HWKVM_TIMEOUT:-900} s?)" >&2; exit 124; }

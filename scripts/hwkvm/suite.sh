@@ -2,7 +2,7 @@
 # The hardware-KVM suite: runs inside L1 (scripts/hwkvm/l1.sh), whose /dev/kvm is KVM's
 # AMD-V backend, against the sm-runc built on the host (SM_RUNC_BIN, the directory that
 # holds sm-runc and sm-runc-guest/). Each case prints `ok N - what` or `not ok N - what`
-# with the evidence; the last line is `hwkvm suite: P passed, F failed`. Exit 1 if any failed.
+# with the evidence; the last line is `hwkvm: P passed, F failed`. Exit 1 if any failed.
 #
 # Every sm-runc command has its own timeout: a guest that hangs fails its case, not the run.
 set -uo pipefail
@@ -121,7 +121,7 @@ check "2 vCPUs and a 256 MiB limit: nproc 2, MemTotal ${memkb:-?} kB of a 224 Mi
 
 # 6. Bind mounts of a host directory, read-write and read-only.
 data=$work/data; mkdir -p "$data"; echo "from the host" > "$data/in"
-b=$work/bind; bundle "$b" '["sh", "-c", "cat /data/in; echo from the guest > /data/out; if echo x > /ro/denied 2>/dev/null; then echo ro-writable; else echo ro-refused; fi; cat /ro/in"]' \
+b=$work/bind; bundle "$b" '["sh", "-c", "cat /data/in; echo from the guest > /data/out; if { echo x > /ro/denied; } 2>/dev/null; then echo ro-writable; else echo ro-refused; fi; cat /ro/in"]' \
   "{\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"$data\", \"options\": [\"rbind\", \"rw\"]},
     {\"destination\": \"/ro\", \"type\": \"bind\", \"source\": \"$data\", \"options\": [\"rbind\", \"ro\"]}"
 smr --debug --log "$(log_of bind)" run -b "$b" hw-bind < /dev/null > "$work/bind.out" 2>&1; status=$?
@@ -154,5 +154,5 @@ left=$(ls "$root" 2>/dev/null | tr '\n' ' ')
 check "no container state or VMM left" $? "state: $left" "$(pgrep -af 'sm-runc' | head -3)"
 
 dmesg | grep -i -e 'kvm' | grep -v -e 'Nested Paging' | tail -5 | sed 's/^/# L1 dmesg: /'
-echo "hwkvm suite: $passed passed, $failed failed"
+echo "hwkvm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

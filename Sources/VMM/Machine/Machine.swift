@@ -639,7 +639,8 @@ func threadCPUSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-func processCPUSeconds() -> Double {
+/// CPU seconds of this whole process since it started (all threads; `CLOCK_PROCESS_CPUTIME_ID`).
+public func processCPUSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
