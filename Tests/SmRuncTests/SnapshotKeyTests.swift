@@ -11,6 +11,7 @@ extension SmRuncTests {
     /// of the same bundle without them, and of what the first-use maker makes.
     @Suite struct SnapshotKeyTests {
         static let kernelHash = [UInt8](repeating: 0x11, count: 32)
+        static let cpu = [UInt8](repeating: 0x33, count: 32)
         static let agentHash = [UInt8](repeating: 0x22, count: 32)
 
         /// A bundle in `directory`: an empty rootfs and a config.json with `mounts`
@@ -37,13 +38,13 @@ extension SmRuncTests {
             defer { BindShares.release(stateDirectory: state) }
             let configuration = SnapshotCache.configuration(kernel: "/kernel", guestRoot: "/guest", size: try GuestSize.of(bundle.spec, hostCPUs: 8),
                                                             rootfs: bundle.rootfs, binds: binds.share, vsock: state + "/vsock")
-            return (try SnapshotCache.key(for: configuration, kernel: kernelHash, agent: agentHash), binds.share)
+            return (try SnapshotCache.key(for: configuration, kernel: kernelHash, agent: agentHash, cpu: SnapshotKeyTests.cpu), binds.share)
         }
 
         /// The key of the snapshot the first-use maker (and `sm-runc snapshot`) makes for `size`.
         static func makersKey(_ size: GuestSize) throws -> String {
             try SnapshotCache.key(for: SnapshotCache.template(kernel: "/other-path/kernel", guestRoot: "/guest", size: size),
-                                  kernel: kernelHash, agent: agentHash)
+                                  kernel: kernelHash, agent: agentHash, cpu: cpu)
         }
 
         @Test func bindMountsAndShareModesAreNotInTheKeySizeIs() throws {
@@ -84,11 +85,11 @@ extension SmRuncTests {
         @Test func theKeyFollowsTheKernelAgentDevicesAndCommandLine() throws {
             let size = GuestSize(memoryMiB: 128, vcpus: 1)
             let template = SnapshotCache.template(kernel: "/kernel", guestRoot: "/guest", size: size)
-            let key = try SnapshotCache.key(for: template, kernel: Self.kernelHash, agent: Self.agentHash)
+            let key = try SnapshotCache.key(for: template, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu)
             var otherKernel = Self.kernelHash
             otherKernel[0] ^= 1
-            #expect(try SnapshotCache.key(for: template, kernel: otherKernel, agent: Self.agentHash) != key)
-            #expect(try SnapshotCache.key(for: template, kernel: Self.kernelHash, agent: otherKernel) != key)
+            #expect(try SnapshotCache.key(for: template, kernel: otherKernel, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
+            #expect(try SnapshotCache.key(for: template, kernel: Self.kernelHash, agent: otherKernel, cpu: SnapshotKeyTests.cpu) != key)
             // The shares' host paths and modes are not in it (but the guest root's mode,
             // on the command line); their tags and order are.
             var moved = template
@@ -97,26 +98,30 @@ extension SmRuncTests {
                 if moved.shares[i].tag != moved.rootShare?.tag { moved.shares[i].readOnly.toggle() }
             }
             moved.vsockSocketPath = "/elsewhere/vsock"
-            #expect(try SnapshotCache.key(for: moved, kernel: Self.kernelHash, agent: Self.agentHash) == key)
+            #expect(try SnapshotCache.key(for: moved, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) == key)
             var writableRoot = template
             writableRoot.shares[0].readOnly = false
             #expect(writableRoot.rootShare?.tag == writableRoot.shares[0].tag)
-            #expect(try SnapshotCache.key(for: writableRoot, kernel: Self.kernelHash, agent: Self.agentHash) != key)
+            #expect(try SnapshotCache.key(for: writableRoot, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
             var renamed = template
             renamed.shares[2].tag = "other"
-            #expect(try SnapshotCache.key(for: renamed, kernel: Self.kernelHash, agent: Self.agentHash) != key)
+            #expect(try SnapshotCache.key(for: renamed, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
             var swapped = template
             swapped.shares.swapAt(1, 2)
-            #expect(try SnapshotCache.key(for: swapped, kernel: Self.kernelHash, agent: Self.agentHash) != key)
+            #expect(try SnapshotCache.key(for: swapped, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
             var noVsock = template
             noVsock.vsockSocketPath = nil
-            #expect(try SnapshotCache.key(for: noVsock, kernel: Self.kernelHash, agent: Self.agentHash) != key)
+            #expect(try SnapshotCache.key(for: noVsock, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
             var parameters = template
             parameters.extraKernelParameters.append("sm.extra=1")
-            #expect(try SnapshotCache.key(for: parameters, kernel: Self.kernelHash, agent: Self.agentHash) != key)
+            #expect(try SnapshotCache.key(for: parameters, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
             var otherHost = template
             otherHost.hostKind = (HostKind.detect() == .emulating) ? .hardware : .emulating
-            #expect(try SnapshotCache.key(for: otherHost, kernel: Self.kernelHash, agent: Self.agentHash) != key)
+            #expect(try SnapshotCache.key(for: otherHost, kernel: Self.kernelHash, agent: Self.agentHash, cpu: SnapshotKeyTests.cpu) != key)
+            // Another host CPU: the guest kernel patched itself for this one.
+            var otherCPU = Self.cpu
+            otherCPU[31] ^= 1
+            #expect(try SnapshotCache.key(for: template, kernel: Self.kernelHash, agent: Self.agentHash, cpu: otherCPU) != key)
         }
     }
 }

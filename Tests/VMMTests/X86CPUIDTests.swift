@@ -74,4 +74,12 @@ import CKVM
         let leaf1 = try Self.leaf(try X86CPUID.base(kvm), 1)
         #expect(leaf1.ecx & (1 << 24) != 0)
     }
+
+    /// The host CPU's digest (in the snapshot key) is a SHA-256 and stable.
+    @Test func theHostIdentityIsStable() throws {
+        try requireKVM()
+        let first = try X86CPUID.hostIdentity(KVMSystem())
+        #expect(first.count == 32)
+        #expect(try X86CPUID.hostIdentity(KVMSystem()) == first)
+    }
 }

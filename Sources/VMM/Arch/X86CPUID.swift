@@ -34,6 +34,21 @@ public enum X86CPUID {
         }
     }
 
+    /// A digest of this host's CPU as KVM offers it to guests (vendor, family, model,
+    /// stepping, features, cache and topology leaves): a guest booted on one CPU has
+    /// patched its kernel and chosen its code paths for it, so a snapshot of it is
+    /// restored only where this digest is the same.
+    public static func hostIdentity(_ system: KVMSystem) throws(SystemCallError) -> [UInt8] {
+        var hasher = SHA256()
+        for e in try base(system) {
+            for word in [e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx] {
+                hasher.update([UInt8(truncatingIfNeeded: word), UInt8(truncatingIfNeeded: word >> 8),
+                               UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 24)])
+            }
+        }
+        return hasher.finalize()
+    }
+
     /// `base` for vCPU `index` of `count`: its APIC id, the hypervisor bit, and a
     /// topology of `count` cores with one thread each in one package, for both
     /// vendors' topology leaves.

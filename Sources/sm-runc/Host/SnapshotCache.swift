@@ -65,18 +65,22 @@ enum SnapshotCache {
     static func entry(for configuration: MachineConfiguration, agent: String) throws -> Entry {
         let kernelHash = try hashFile(configuration.kernelPath, what: "guest kernel")
         let agentHash = try hashFile(agent, what: "guest agent")
+        let cpu: [UInt8]
+        do { cpu = try X86CPUID.hostIdentity(KVMSystem()) } catch { throw RuntimeError("the host CPU for the snapshot key: \(error)") }
         return Entry(identity: SnapshotIdentity(vmmVersion: vmmVersion, kernel: kernelHash, agent: agentHash),
-                     key: try key(for: configuration, kernel: kernelHash, agent: agentHash))
+                     key: try key(for: configuration, kernel: kernelHash, agent: agentHash, cpu: cpu))
     }
 
     /// What `key` encodes, in what form: bumped whenever that changes, so that no
     /// snapshot is found under a key made by other rules. 2: share modes are not in
     /// the key (they are the file server's, set at restore), the device layout is.
-    static let keyFormat = 2
+    /// 3: the host CPU is (`X86CPUID.hostIdentity`).
+    static let keyFormat = 3
 
     /// The cache key of the snapshot `configuration` starts from, with the kernel and
-    /// agent of these SHA-256 digests: a hash of what the snapshot holds and nothing
-    /// else. The kernel and agent; the vCPUs and RAM; the VMM version; the virtio
+    /// agent of these SHA-256 digests, on the host CPU of digest `cpu`: a hash of what
+    /// the snapshot holds and nothing else. The kernel and agent; the CPU the guest
+    /// booted on (its kernel patched itself for it); the vCPUs and RAM; the VMM version; the virtio
     /// devices slot by slot (kind and share tag, `deviceLayout`); the PIT; the kernel
     /// command line as the machine makes it (with the layout in place of the device
     /// parameters). Not the shares' host paths nor their read-only flags: those are the
@@ -85,12 +89,12 @@ enum SnapshotCache {
     /// on a share now read-only is refused). Nothing of a container: its binds share
     /// is read-write or not by its bind mounts (`BindShares.share`), mounted in the
     /// guest only after the wake.
-    static func key(for configuration: MachineConfiguration, kernel: [UInt8], agent: [UInt8]) throws -> String {
+    static func key(for configuration: MachineConfiguration, kernel: [UInt8], agent: [UInt8], cpu: [UInt8]) throws -> String {
         let hostKind = configuration.hostKind ?? HostKind.detect()
         let layout = configuration.deviceLayout
         let commandLine = try configuration.kernelParameters(hostKind: hostKind, devices: layout)
         let material = [
-            "key-format=\(keyFormat)", "kernel=" + hex(kernel), "agent=" + hex(agent), "vcpus=\(configuration.vcpuCount)",
+            "key-format=\(keyFormat)", "kernel=" + hex(kernel), "agent=" + hex(agent), "cpu=" + hex(cpu), "vcpus=\(configuration.vcpuCount)",
             "memory=\(configuration.memoryMiB)", "vmm=\(vmmVersion)", "devices=" + layout.joined(separator: ","),
             "pit=\(configuration.pit)", "cmdline=" + commandLine.joined(separator: " "),
         ].joined(separator: "\n")
