@@ -14,7 +14,7 @@ import VMM
 ///
 /// A value out of range, malformed, or a memory limit the VM cannot live in is an
 /// error at `create`, before anything exists.
-struct GuestSize: Equatable, CustomStringConvertible {
+struct GuestSize: Codable, Equatable, CustomStringConvertible {
     var memoryMiB: Int
     var vcpus: Int
     /// Where each figure came from (for --debug), e.g. "memory from the memory limit, vCPUs by default".
