@@ -3,9 +3,10 @@ import PackageDescription
 
 // Module graph (see ARCHITECTURE.md):
 //   sm-runc (CLI) ──► VMM ──► CKVM (linux/kvm.h + ioctl shims)
-//        │            └─────► CSeccomp (libseccomp + libcap)
+//        │            ├─────► CSeccomp (libseccomp + libcap)
+//        │            └─────► AgentProtocol (the guest contract: the snapshot-point lines)
 //        └──────────► OCIBundle (runtime-spec types; depends on nothing)
-//   sm-init (guest agent, static) ──► AgentProtocol
+//   sm-init (guest agent, static) ──► AgentProtocol ──► OCIBundle
 let package = Package(
     name: "sm-runc",
     platforms: [.macOS(.v15)],
@@ -45,6 +46,8 @@ let package = Package(
             name: "VMM",
             dependencies: [
                 "CKVM", "CSeccomp", "CPosix", "Digest",
+                // The snapshot point is a contract with the agent: its lines live there once.
+                "AgentProtocol",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -82,9 +82,7 @@ public enum HookRunner {
             close(input[1]); close(output[0])
             throw failure("fork")
         }
-        // The state fits a socket's buffer; a hook that does not read it is not waited on.
-        _ = fcntl(input[1], F_SETFL, O_NONBLOCK)
-        _ = state.withUnsafeBytes { send(input[1], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        sendState(state, to: input[1])
         close(input[1])
 
         var captured: [UInt8] = []
@@ -133,6 +131,15 @@ public enum HookRunner {
         } else {
             throw Failure(description: "signal: \(status & 0x7f)\(suffix)")
         }
+    }
+
+    /// Offers the state on the hook's stdin (a socket): what fits its buffer, without
+    /// blocking (a hook that does not read it is not waited on) and with MSG_NOSIGNAL
+    /// (a hook that already exited gives EPIPE, never SIGPIPE). Returns send's result.
+    @discardableResult
+    static func sendState(_ state: [UInt8], to socket: Int32) -> Int {
+        _ = fcntl(socket, F_SETFL, O_NONBLOCK)
+        return state.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     static func inheritedEnvironment() -> [String] {

@@ -1,18 +1,12 @@
-// The agent's side of the snapshot point (the VMM's side and the protocol are in
-// Sources/VMM/Machine/SnapshotPoint.swift; the strings here must match).
+// The agent's side of the snapshot point (the protocol and its lines are
+// `AgentProtocol.SnapshotPoint`, shared with the VMM).
+import AgentProtocol
 import CGuest
 #if canImport(Glibc)
 import Glibc
 #endif
 
-enum SnapshotPoint {
-    static let kernelParameter = "sm.snapshot=1"
-    static let readyLine = "sm-init: snapshot-ready"
-    static let resumedLine = "sm-init: resumed"
-    static let wakePrefix = "sm-wake "
-    static let seedBytes = 32
-    static let maximumLine = 256
-
+extension SnapshotPoint {
     /// Whether the VMM booted this guest to be snapshotted (`sm.snapshot=1`).
     static func requested() -> Bool {
         let fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC)

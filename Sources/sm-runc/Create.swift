@@ -19,12 +19,13 @@ struct Create: ParsableCommand {
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        let loaded = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        let plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
-            SnapshotCache.makeOnFirstUse(size: try GuestSize.of(loaded.spec)) { [reporter = globals.reporter] in reporter.debug($0) }
-            let pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id,
-                                           consoleSocket: loaded.spec.process?.terminal == true ? consoleSocket : nil)
+            try state.savePlan(plan)
+            SnapshotCache.makeOnFirstUse(size: plan.size) { [reporter = globals.reporter] in reporter.debug($0) }
+            let pid = try VMMProcess.spawn(globals: globals, id: id,
+                                           consoleSocket: plan.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }
         } catch {
             try? state.remove()
@@ -33,7 +34,8 @@ struct Create: ParsableCommand {
     }
 }
 
-/// The checks `create` and `run` make before anything is created.
+/// The checks `create` and `run` make before anything is created; the plan they
+/// save for the container's later steps.
 struct CreateRequest {
     let id: String
     let bundle: String
@@ -42,7 +44,7 @@ struct CreateRequest {
     /// create, run --detach: the caller will not be there to hold a terminal.
     var detached = true
 
-    func validated() throws -> OCIBundle.Bundle {
+    func validated() throws -> ContainerPlan {
         do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
         let loaded: OCIBundle.Bundle
         do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
@@ -56,8 +58,7 @@ struct CreateRequest {
         }
         guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
         // The microVM's size from the limits and annotations: refused here when it cannot be.
-        _ = try GuestSize.of(loaded.spec)
-        return loaded
+        return try ContainerPlan(bundle: loaded)
     }
 }
 

@@ -68,14 +68,17 @@ struct Exec: ParsableCommand {
         }
     }
 
-    /// The process: --process's JSON, or the container's process with this command.
+    /// The process: --process's JSON, or the container's process (from the plan
+    /// `create` saved, not config.json, which may be gone) with this command.
     func processSpec(_ container: ContainerLookup) throws -> Spec.Process {
         if let process {
             let bytes = try readWholeFile(process)
             return try OCIJSON.decode(Spec.Process.self, from: bytes, file: process)
         }
         guard !command.isEmpty else { throw RuntimeError("exec: a command or --process is required") }
-        var spec = (try? OCIBundle.Bundle.load(container.record.bundle, checkRootfs: false).spec.process) ?? Spec.Process(args: [])
+        guard var spec = try container.state.loadPlan().spec.process else {
+            throw RuntimeError("exec: \(container.state.planPath): spec.process: missing")
+        }
         spec.args = command
         spec.terminal = tty
         if let cwd { spec.cwd = cwd }

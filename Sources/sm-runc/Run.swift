@@ -25,20 +25,24 @@ struct Run: ParsableCommand {
     func run() throws {
         var request = CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds)
         request.detached = detach
-        let loaded = try request.validated()
-        let terminal = loaded.spec.process?.terminal == true
+        let plan = try request.validated()
+        let terminal = plan.spec.process?.terminal == true
         // A terminal without a console socket is ours: raw while the guest's pty does
         // the line discipline (restored at the end); the VMM follows its size.
         var saved = termios()
         let ownTerminal = terminal && consoleSocket == nil && isatty(0) == 1 && tcgetattr(0, &saved) == 0
         let state = try StateDirectory.create(root: globals.root, id: id)
-        SnapshotCache.makeOnFirstUse(size: try GuestSize.of(loaded.spec)) { [reporter = globals.reporter] in reporter.debug($0) }
+        do { try state.savePlan(plan) } catch {
+            try? state.remove()
+            throw error
+        }
+        SnapshotCache.makeOnFirstUse(size: plan.size) { [reporter = globals.reporter] in reporter.debug($0) }
         if ownTerminal { _ = cposix_make_raw(0) }
         defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
 
         let pid: pid_t
         do {
-            pid = try VMMProcess.spawn(globals: globals, bundle: loaded.path, id: id,
+            pid = try VMMProcess.spawn(globals: globals, id: id,
                                        consoleSocket: terminal ? consoleSocket : nil, followTerminal: ownTerminal)
             if let pidFile { try writePidFile(pidFile, pid) }
             _ = try ControlChannel.request("start", socket: state.controlSocket)

@@ -28,9 +28,8 @@ struct SnapshotCommand: ParsableCommand {
         guard (GuestSize.minimumMemoryMiB...GuestSize.maximumMemoryMiB).contains(memoryMib) else {
             throw RuntimeError("--memory-mib \(memoryMib): want \(GuestSize.minimumMemoryMiB) to \(GuestSize.maximumMemoryMiB)")
         }
-        guard (1...max(1, min(MachineConfiguration.maximumVCPUs, GuestSize.onlineCPUs()))).contains(vcpus) else {
-            throw RuntimeError("--vcpus \(vcpus): want 1 to \(max(1, min(MachineConfiguration.maximumVCPUs, GuestSize.onlineCPUs())))")
-        }
+        let maximumVCPUs = GuestSize.maximumVCPUs()
+        guard (1...maximumVCPUs).contains(vcpus) else { throw RuntimeError("--vcpus \(vcpus): want 1 to \(maximumVCPUs)") }
         let configuration = SnapshotCache.template(kernel: try GuestArtifacts.kernel(), guestRoot: guestRoot,
                                                    size: GuestSize(memoryMiB: memoryMib, vcpus: vcpus))
         let log: @Sendable (String) -> Void = { reporter.debug($0) }

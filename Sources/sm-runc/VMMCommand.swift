@@ -13,7 +13,6 @@ struct VMMCommand: ParsableCommand {
         commandName: "vmm", abstract: "Serve a container's microVM (started by create).", shouldDisplay: false)
 
     @OptionGroup var globals: GlobalOptions
-    @Option var bundle: String
     @Option var readyFd: Int32
     /// fds 0-2 are the slave of the pty whose master went to --console-socket (we are
     /// its session's leader: it becomes our controlling terminal).
@@ -30,13 +29,15 @@ struct VMMCommand: ParsableCommand {
                                 debug: globals.debug, stderrAllowed: false)
         let host: ContainerHost
         do {
-            let loaded = try OCIBundle.Bundle.load(bundle)
-            host = try ContainerHost(id: id, bundle: loaded, state: StateDirectory(root: globals.root, id: id),
+            // What create resolved: config.json is not read again.
+            let state = StateDirectory(root: globals.root, id: id)
+            let plan = try state.loadPlan()
+            host = try ContainerHost(id: id, plan: plan, state: state,
                                      reporter: reporter, confinementOff: globals.vmmConfinementOff, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
                                      })
             host.terminalSize = console || terminal ? 0 : nil
-            try host.joinCgroup(linux: loaded.spec.linux, systemd: globals.systemdCgroup)
+            try host.joinCgroup(linux: plan.spec.linux, systemd: globals.systemdCgroup)
             try host.runCreateHooks()
             // From here on the guest may run: drop what the VMM does not need.
             if host.confined {

@@ -548,3 +548,55 @@ extension VMBootTests.LifecycleTests {
         #expect(stopped.status == 1 && stopped.stderr.contains("cannot exec in a stopped container"))
     }
 }
+
+extension VMBootTests.LifecycleTests {
+    /// What happens to a created container's config.json after `create`.
+    enum ConfigDamage: String, Sendable, CaseIterable, CustomTestStringConvertible {
+        case deleted, broken
+        var testDescription: String { rawValue }
+    }
+
+    /// `create` keeps what it resolved in the state directory (plan.json): once it
+    /// returned, the bundle's config.json may be deleted or broken, and `state`,
+    /// `start`, `exec` (with the container's cwd and env), `kill` and `delete` work on.
+    @Test(arguments: ConfigDamage.allCases) func aCreatedContainerOutlivesItsConfigJSON(_ damage: ConfigDamage) throws {
+        try requireKVM()
+        #expect(cposix_set_child_subreaper() == 0)
+        let bundle = try Run.makeBundle(args: ["sh", "-c", "echo started; while :; do read -t 1 x; done"])
+        defer { try? FileManager.default.removeItem(at: bundle) }
+        let root = bundle.appendingPathComponent("state")
+        let out = bundle.appendingPathComponent("out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let pidFile = bundle.appendingPathComponent("pid")
+        let id = "lc-config-\(damage.rawValue)"
+        let create = try Self.smRunc(["create", "--bundle", bundle.path, "--pid-file", pidFile.path, id], root: root, stdout: out)
+        #expect(create.status == 0, "\(create.stderr)")
+        let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
+        defer { _ = try? Self.smRunc(["delete", "--force", id], root: root) }
+
+        let config = bundle.appendingPathComponent("config.json")
+        switch damage {
+        case .deleted: try FileManager.default.removeItem(at: config)
+        case .broken: try Data(#"{"ociVersion": "1.2.0", "process": {"args": 5"#.utf8).write(to: config)
+        }
+
+        #expect(try Self.status(id, root: root) == "created")
+        let start = try Self.smRunc(["start", id], root: root)
+        #expect(start.status == 0, "\(start.stderr)")
+        #expect(try Self.awaitStatus("running", id, root: root) == "running")
+        // The exec'd process gets the container's cwd (/tmp) and env (PATH=/bin).
+        let exec = try Self.smRunc(["exec", id, "sh", "-c", "echo \"$(pwd) $PATH\""], root: root)
+        #expect(exec.status == 0 && exec.stdout == "/tmp /bin\n", "stdout \(exec.stdout) stderr \(exec.stderr)")
+
+        let kill = try Self.smRunc(["kill", id, "KILL"], root: root)
+        #expect(kill.status == 0, "\(kill.stderr)")
+        #expect(try Self.awaitStatus("stopped", id, root: root) == "stopped")
+        let status = try #require(Self.reap(pid))
+        #expect(status & 0x7f == SIGKILL, "VMM wait status \(status)")
+        let delete = try Self.smRunc(["delete", id], root: root)
+        #expect(delete.status == 0, "\(delete.stderr)")
+        let gone = try Self.smRunc(["state", id], root: root)
+        #expect(gone.status == 1 && gone.stderr.contains("container does not exist"), "\(gone.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).isEmpty)
+    }
+}

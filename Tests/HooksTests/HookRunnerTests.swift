@@ -36,11 +36,29 @@ import OCIBundle
         #expect(Date().timeIntervalSince(started) < 10)
     }
 
-    /// A hook that exits before reading its stdin: no SIGPIPE for the runtime.
-    @Test func aHookThatIgnoresItsStdinIsFine() throws {
-        let big = [UInt8](repeating: 0x20, count: 1 << 20)
-        for _ in 0..<20 {
-            try HookRunner.run(Hook(path: "/bin/sh", args: ["sh", "-c", "exit 0"]), state: big)
+    /// A hook that is gone before its stdin is written: EPIPE, and no SIGPIPE for the
+    /// runtime even where SIGPIPE is not ignored (it would end this child by signal).
+    @Test func stateForAHookThatIsGoneGivesEPIPENotSIGPIPE() async {
+        await #expect(processExitsWith: .success) {
+            signal(SIGPIPE, SIG_DFL)
+            var pair: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { exit(2) }
+            close(pair[0])
+            let sent = HookRunner.sendState(HookRunnerTests.state, to: pair[1])
+            exit(sent == -1 && errno == EPIPE ? 0 : 3)
+        }
+    }
+
+    /// A hook that exits without reading a state larger than the socket's buffer:
+    /// the run succeeds, with SIGPIPE at its default action.
+    @Test func aHookThatIgnoresItsStdinIsFine() async {
+        await #expect(processExitsWith: .success) {
+            signal(SIGPIPE, SIG_DFL)
+            let big = [UInt8](repeating: 0x20, count: 1 << 20)
+            for _ in 0..<20 {
+                do { try HookRunner.run(Hook(path: "/bin/sh", args: ["sh", "-c", "exit 0"]), state: big) } catch { exit(3) }
+            }
+            exit(0)
         }
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import AgentProtocol
 
 /// What `Machine.bootAndSnapshot` did.
 public struct SnapshotReport: Sendable {

@@ -4,6 +4,7 @@ import Glibc
 import CKVM
 import Dispatch
 import Synchronization
+import AgentProtocol
 
 /// The composition root (Firecracker's `builder`): KVM, guest memory, the kernel
 /// loader, devices, the event loop and one thread per vCPU, put together for one boot.

@@ -1,3 +1,5 @@
+import AgentProtocol
+
 /// Everything needed to build and boot one microVM.
 public struct MachineConfiguration: Sendable {
     public var kernelPath: String

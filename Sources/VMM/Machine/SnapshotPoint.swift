@@ -3,28 +3,11 @@ import Glibc
 #endif
 import Dispatch
 import Synchronization
+import AgentProtocol
 
-/// The quiescent point a booted guest is snapshotted at, agreed with the agent
-/// (`Sources/sm-init/SnapshotPoint.swift` mirrors these strings):
-///
-/// 1. The VMM boots with `sm.snapshot=1` on the kernel command line.
-/// 2. The agent, once booted and before it opens any vsock connection, puts its
-///    console in raw mode and prints `sm-init: snapshot-ready uptime=<s>`, then
-///    blocks reading a line from the console. Nothing is in flight between guest and
-///    host then: no vsock connection, no request outstanding but the console's
-///    receive buffers, which the driver posted at probe and which wait for input.
-/// 3. The VMM sees the line, pauses the vCPU and captures.
-/// 4. On restore the VMM writes `sm-wake <64 hex digits of seed> <seconds> <nanoseconds>\n`
-///    into the console: the agent credits the seed to the kernel's entropy pool,
-///    sets the wall clock, prints `sm-init: resumed uptime=<s>`, and carries on as
-///    after a boot (dials the host over vsock).
-public enum SnapshotPoint {
-    public static let kernelParameter = "sm.snapshot=1"
-    public static let readyLine = "sm-init: snapshot-ready"
-    public static let resumedLine = "sm-init: resumed"
-    public static let wakePrefix = "sm-wake "
-    public static let seedBytes = 32
-
+/// The VMM's side of the snapshot point (the protocol and its lines are
+/// `AgentProtocol.SnapshotPoint`, shared with the agent).
+extension SnapshotPoint {
     /// The wake-up line for a restored guest: a fresh seed and the host's wall clock.
     static func wakeUpLine() throws(SystemCallError) -> [UInt8] {
         let seed = try hostRandomBytes(seedBytes)
@@ -55,7 +38,7 @@ final class SnapshotReadyWatcher: Sendable {
                         return true
                     }
                     state.partial.removeAll()
-                } else if state.partial.count < 256 {
+                } else if state.partial.count < SnapshotPoint.maximumLine {
                     state.partial.append(byte)
                 }
             }

@@ -62,7 +62,9 @@ public final class Snapshot: Sendable {
         let ramOffset = try counts.u64()
         let fileSize = try counts.u64()
 
-        guard (1...F.maximumVCPUs).contains(vcpuTotal) else { throw .malformed("\(vcpuTotal) vCPUs, at most \(F.maximumVCPUs)") }
+        guard (1...MachineConfiguration.maximumVCPUs).contains(vcpuTotal) else {
+            throw .malformed("\(vcpuTotal) vCPUs, at most \(MachineConfiguration.maximumVCPUs)")
+        }
         guard sectionCount == 2 + vcpuTotal else { throw .malformed("\(sectionCount) sections for \(vcpuTotal) vCPUs") }
         guard Int(headerLength) == F.fixedHeaderBytes + sectionCount * F.sectionEntryBytes else {
             throw .malformed("header length \(headerLength) for \(sectionCount) sections")

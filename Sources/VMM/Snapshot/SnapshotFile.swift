@@ -32,7 +32,6 @@ public enum SnapshotFile {
     static let fixedHeaderBytes = 256
     static let sectionEntryBytes = 24
     static let checksumOffset = 144
-    public static let maximumVCPUs = 256
     static let maximumSectionBytes = 1 << 20
     /// Header and state together stay under this (the state is read whole).
     static let maximumStateBytes: UInt64 = 64 << 20
@@ -52,7 +51,9 @@ public enum SnapshotFile {
                              vcpus: [VCPUState], devices: DeviceStates = DeviceStates(),
                              memory: GuestMemory) throws(SnapshotError) {
         try identity.validate()
-        guard (1...maximumVCPUs).contains(vcpus.count) else { throw .invalidArgument("\(vcpus.count) vCPUs: want 1 to \(maximumVCPUs)") }
+        guard (1...MachineConfiguration.maximumVCPUs).contains(vcpus.count) else {
+            throw .invalidArgument("\(vcpus.count) vCPUs: want 1 to \(MachineConfiguration.maximumVCPUs)")
+        }
 
         var sections: [(kind: SectionKind, index: UInt32, bytes: [UInt8])] = []
         var writer = SnapshotWriter()

@@ -56,14 +56,14 @@ final class ContainerHost: @unchecked Sendable {
     }
 
     /// `confinementOff`: the host's operator switched the VMM's confinement off.
-    init(id: String, bundle: OCIBundle.Bundle, state: StateDirectory, reporter: Reporter, confinementOff: Bool,
+    init(id: String, plan: ContainerPlan, state: StateDirectory, reporter: Reporter, confinementOff: Bool,
          diagnostics: @escaping @Sendable ([UInt8]) -> Void) throws {
         self.id = id
         self.state = state
         self.reporter = reporter
         let began = ProcessInfo.processInfo.systemUptime
-        let spec = bundle.spec
-        guard let process = spec.process else { throw RuntimeError("config.json: process: required to run a container") }
+        let spec = plan.spec
+        guard let process = spec.process else { throw RuntimeError("\(state.planPath): spec.process: required to run a container") }
         guard let guestRoot = GuestArtifacts.guestRoot() else {
             throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
         }
@@ -71,13 +71,12 @@ final class ContainerHost: @unchecked Sendable {
         // Bind mounts of host paths: staged under the state directory as host mounts,
         // served to the guest as one more share (see `BindShares`). Undone if the rest
         // of the set-up fails; otherwise when the guest ends or at delete.
-        let binds = try BindShares.prepare(mounts: spec.mounts ?? [], stateDirectory: state.path, bundle: bundle.path)
+        let binds = try BindShares.prepare(mounts: spec.mounts ?? [], stateDirectory: state.path, bundle: plan.bundle)
         var prepared = false
         defer { if !prepared { BindShares.release(stateDirectory: state.path) } }
         // The fixed layout: a snapshot of it, when there is one, is restored below.
-        let size = try GuestSize.of(spec)
-        reporter.debug("microVM size: \(size)")
-        var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: bundle.rootfs,
+        reporter.debug("microVM size: \(plan.size)")
+        var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: plan.size, rootfs: plan.rootfs,
                                                         binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
@@ -88,7 +87,7 @@ final class ContainerHost: @unchecked Sendable {
         }
         record = ContainerRecord(
             id: id, pid: getpid(), pidStartTime: ProcessIdentity.ownStartTime, status: .creating,
-            bundle: bundle.path, rootfs: bundle.rootfs, created: Reporter.timestamp(),
+            bundle: plan.bundle, rootfs: plan.rootfs, created: Reporter.timestamp(),
             owner: Self.userName(getuid()), annotations: spec.annotations)
         let hooks = spec.hooks
         record.hooks = hooks

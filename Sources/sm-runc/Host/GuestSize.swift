@@ -10,11 +10,11 @@ import VMM
 ///   before the host's; else `defaultMemoryMiB`.
 /// - vCPUs: the annotation `io.sm-runc.vcpus`, else `linux.resources.cpu` quota /
 ///   period rounded up, else the number of CPUs in `cpu.cpus`; else 1. Never more
-///   than the host has online, nor than `MachineConfiguration.maximumVCPUs`.
+///   than `maximumVCPUs` (the host's online CPUs, the guest kernel's limit).
 ///
 /// A value out of range, malformed, or a memory limit the VM cannot live in is an
 /// error at `create`, before anything exists.
-struct GuestSize: Equatable, CustomStringConvertible {
+struct GuestSize: Codable, Equatable, CustomStringConvertible {
     var memoryMiB: Int
     var vcpus: Int
     /// Where each figure came from (for --debug), e.g. "memory from the memory limit, vCPUs by default".
@@ -63,7 +63,7 @@ struct GuestSize: Equatable, CustomStringConvertible {
             memoryOrigin = "linux.resources.memory.limit minus \(vmmOverheadMiB) MiB for the VMM"
         }
 
-        let maximum = max(1, min(MachineConfiguration.maximumVCPUs, hostCPUs))
+        let maximum = maximumVCPUs(hostCPUs: hostCPUs)
         var vcpus = 1
         var vcpuOrigin = "default"
         if let text = annotations[vcpusAnnotation] {
@@ -102,6 +102,12 @@ struct GuestSize: Equatable, CustomStringConvertible {
             }
         }
         return count
+    }
+
+    /// The most vCPUs a microVM gets here: the guest kernel's limit
+    /// (`MachineConfiguration.maximumVCPUs`) or the host's online CPUs, whichever is less.
+    static func maximumVCPUs(hostCPUs: Int = onlineCPUs()) -> Int {
+        max(1, min(MachineConfiguration.maximumVCPUs, hostCPUs))
     }
 
     static func onlineCPUs() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }

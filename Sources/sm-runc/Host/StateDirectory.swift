@@ -55,13 +55,17 @@ struct StateDocument: Encodable {
 }
 
 /// `<root>/<id>`: the container's state directory. Holds only entries sm-runc made
-/// (state.json, the sockets, the bind-mount staging directory), and is removed entry
-/// by entry, never recursively: a staging entry can be a mount of a host directory.
+/// (plan.json, state.json, the sockets, the bind-mount staging directory), and is
+/// removed entry by entry, never recursively: a staging entry can be a mount of a
+/// host directory.
 struct StateDirectory {
     let root: String
     let id: String
     var path: String { root + "/" + id }
     var recordPath: String { path + "/state.json" }
+    /// The container's plan (`ContainerPlan`): written once by `create`, read by the
+    /// VMM process and `exec`.
+    var planPath: String { path + "/plan.json" }
     /// The VMM's hybrid vsock socket; the agent's port is `<agentSocket>_1024`.
     var agentSocket: String { path + "/agent.sock" }
     var controlSocket: String { path + "/control.sock" }
@@ -98,15 +102,30 @@ struct StateDirectory {
     }
 
     func save(_ record: ContainerRecord) throws {
-        let temporary = recordPath + ".tmp"
-        let bytes = try OCIJSON.encodeCompact(record)
+        try Self.writeAtomically(try OCIJSON.encodeCompact(record), to: recordPath)
+    }
+
+    func savePlan(_ plan: ContainerPlan) throws {
+        try Self.writeAtomically(try OCIJSON.encodeCompact(plan), to: planPath)
+    }
+
+    /// The plan `create` saved. Its absence is an error, never a reason to read the
+    /// bundle again.
+    func loadPlan() throws -> ContainerPlan {
+        try OCIJSON.decode(ContainerPlan.self, from: try readWholeFile(planPath, limit: 16 << 20), file: planPath)
+    }
+
+    /// Writes `<path>.tmp` (0600) and renames it to `path`: a reader sees the old
+    /// content or the new, never part of it.
+    private static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RuntimeError.system("open", temporary) }
         defer { close(fd) }
         guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
             throw RuntimeError.system("write", temporary)
         }
-        guard rename(temporary, recordPath) == 0 else { throw RuntimeError.system("rename", temporary) }
+        guard rename(temporary, path) == 0 else { throw RuntimeError.system("rename", temporary) }
     }
 
     /// The status now: what the VMM recorded while it lives, `stopped` once it is gone
@@ -125,7 +144,7 @@ struct StateDirectory {
         if let directories = (try? load())?.cgroup {
             for failure in Cgroup.remove(directories) { reporter?.warning(failure) }
         }
-        for name in ["state.json", "state.json.tmp", "control.sock", "agent.sock", "agent.sock_1024"] {
+        for name in ["state.json", "state.json.tmp", "plan.json", "plan.json.tmp", "control.sock", "agent.sock", "agent.sock_1024"] {
             unlink(path + "/" + name)
         }
         // A socket's private bind directory (`UnixSocket.listen`), left by a VMM killed

@@ -2,6 +2,7 @@ import Foundation
 import CPosix
 
 /// Spawning the VMM process that `create` leaves behind: `sm-runc … vmm --ready-fd 3 ID`
+/// (the container's plan is in its state directory, saved by `create`)
 /// with the caller's fds 0, 1 and 2 (the container's stdio) and a pipe on fd 3 on which
 /// it reports `ok` once the container is created, or `error <message>`. Nothing else
 /// of ours or the caller's reaches it (engines leak fds such as containerd's ttrpc
@@ -19,7 +20,7 @@ enum VMMProcess {
     ///
     /// With `followTerminal` (run in a terminal), fd 0 is already a terminal: the VMM
     /// shares our process group, gets its SIGWINCH and passes the size on.
-    static func spawn(globals: GlobalOptions, bundle: String, id: String, consoleSocket: String? = nil,
+    static func spawn(globals: GlobalOptions, id: String, consoleSocket: String? = nil,
                       followTerminal: Bool = false) throws -> pid_t {
         var slave: Int32 = -1
         if let consoleSocket {
@@ -44,7 +45,7 @@ enum VMMProcess {
         if let log = globals.log { arguments += ["--log", log] }
         if globals.debug { arguments.append("--debug") }
         if globals.vmmSeccomp == "off" { arguments += ["--vmm-seccomp", "off"] }
-        arguments += ["vmm", "--bundle", bundle, "--ready-fd", String(readyFD)]
+        arguments += ["vmm", "--ready-fd", String(readyFD)]
         if slave >= 0 { arguments.append("--console") } else if followTerminal { arguments.append("--terminal") }
         arguments.append(id)
         return try spawnHelper(arguments: arguments, stdio: slave >= 0 ? slave : nil, newSession: slave >= 0,
