@@ -52,6 +52,11 @@ public enum UnixSocket {
     /// listen; a file already at `path` is replaced (rename). The errors name the call
     /// and `path`.
     public static func listen(_ fd: Int32, at path: String, backlog: Int32) throws(SystemCallError) {
+        // Clients connect by `path`, so it must fit a sockaddr_un itself.
+        guard path.utf8.count <= maxPathBytes else {
+            throw SystemCallError(call: "bind", argument: "\(path) (socket path too long: \(path.utf8.count) bytes, at most \(maxPathBytes))",
+                                  errno: .fileNameTooLong)
+        }
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         var template = Array(((directory == "/" ? "" : directory) + "/" + bindDirectoryTemplate).utf8CString)
@@ -64,7 +69,12 @@ public enum UnixSocket {
             unlink(bound)               // still there only when a step failed
             rmdir(privateDirectory)
         }
-        let result = withAddress(bound) { address, length in Glibc.bind(fd, address, length) }
+        // Bound through the directory's descriptor (/proc/self/fd/N/s): the private
+        // directory's own path is longer than `path` and may not fit a sockaddr_un.
+        let directoryFD = open(privateDirectory, Linux.O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard directoryFD >= 0 else { throw SystemCallError(call: "open", argument: privateDirectory, errno: Errno(rawValue: errno)) }
+        defer { close(directoryFD) }
+        let result = withAddress("/proc/self/fd/\(directoryFD)/" + boundName) { address, length in Glibc.bind(fd, address, length) }
         guard let result else { throw SystemCallError(call: "bind", argument: path, errno: .fileNameTooLong) }
         if result != 0 { throw SystemCallError(call: "bind", argument: "\(path) (as \(bound))", errno: Errno(rawValue: errno)) }
         try check("chmod", bound) { chmod(bound, mode) }
