@@ -1,7 +1,7 @@
 // FUSE request parsing (Sources/VMM/Devices/Fs: FuseRequest.swift, FuseWire.swift,
 // FuseCoding.swift): the input is one message as a virtio-fs chain carries it.
-// Byte 0 picks how many bytes "arrived" (the chain's readable length may differ
-// from what was copied); the rest is the message. Oracles: a parsed request is
+// Byte 0 picks how many bytes "arrived" (the chain's readable length may exceed
+// what was copied); the rest is the message. Oracles: a parsed request is
 // within the limits it was parsed against.
 #if canImport(Glibc)
 import Glibc
@@ -21,8 +21,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
     let mode = input.u8()
     let message = input.rest()
-    // Mostly what arrived is what was copied; else a little more or less.
-    let arrived = mode < 200 ? message.count : max(0, message.count + Int(mode) - 228)
+    // Mostly what arrived is what was copied; else more arrived than was copied (the
+    // device copies at most `maxRequest` bytes of a chain, never more than arrived).
+    let arrived = mode < 200 ? message.count : message.count + Int(mode) - 199
     let limits = fuseParser.limits
     switch fuseParser.parse(message, arrivedLength: arrived) {
     case .unreadable(let why):
