@@ -10,3 +10,4 @@ swift build --build-tests
 swift test --skip-build "$@"
 # The differential suite against runc (whole runs only, not filtered ones).
 if [ $# -eq 0 ]; then bash conformance/run.sh; fi
+if [ $# -eq 0 ]; then bash scripts/fuzz.sh --seconds 15; fi   # fuzzing, 15 s a target (fuzz/README.md)
