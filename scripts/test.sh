@@ -8,10 +8,12 @@ export PATH="/opt/swift/usr/bin:$PATH"
 bash scripts/build.sh >/dev/null
 swift build --build-tests
 swift test --skip-build "$@"
-# Whole runs only, not filtered ones: the differential suite against runc, then the
-# end-to-end suite on hardware-style KVM (AMD-V with nested paging, in L1 under qemu's
-# software CPU; scripts/hwkvm-test.sh).
+# Whole runs only, not filtered ones: the differential suite against runc, a short
+# bounded fuzzing run of the guest-facing parsers (15 s a target, fuzz/README.md), then
+# the end-to-end suite on hardware-style KVM (AMD-V with nested paging, in L1 under
+# qemu's software CPU; scripts/hwkvm-test.sh).
 if [ $# -eq 0 ]; then
   bash conformance/run.sh
+  bash scripts/fuzz.sh --seconds 15
   bash scripts/hwkvm-test.sh
 fi

@@ -76,4 +76,22 @@ import Testing
         q.descriptorTable = GuestAddress(0x1008)
         #expect(q.validate(in: memory) == "descriptor table at 0x1008 is not 16-byte aligned")
     }
+
+    /// Found by fuzz/targets/virtqueue: a zero-length readable buffer ended `readAll`,
+    /// dropping the buffers after it (a FUSE request then looked shorter than it was).
+    @Test func readAllSkipsAZeroLengthBufferAndReadsTheRest() throws {
+        var driver = MockDriver(memory: memory)
+        try memory.write(bytes: [1, 2, 3], at: GuestAddress(0x8000))
+        try memory.write(bytes: [4, 5], at: GuestAddress(0x9000))
+        try driver.setDescriptor(0, .init(address: 0x8000, length: 0, flags: 1, next: 1))
+        try driver.setDescriptor(1, .init(address: 0x8000, length: 3, flags: 1, next: 2))
+        try driver.setDescriptor(2, .init(address: 0x9000, length: 2))
+        try driver.publish(0)
+        var q = driver.queue()
+        let chain = try #require(try q.pop(memory))
+        #expect(chain.readableLength == 5)
+        #expect(try chain.readAll(memory, limit: 100) == [1, 2, 3, 4, 5])
+        #expect(try chain.readAll(memory, limit: 4) == [1, 2, 3, 4])
+        #expect(try chain.readAll(memory, limit: 0) == [])
+    }
 }

@@ -168,9 +168,10 @@ extension Virtqueue.Chain {
     public func readAll(_ memory: GuestMemory, limit: Int) throws(GuestMemoryError) -> [UInt8] {
         var bytes: [UInt8] = []
         for buffer in readable {
+            if bytes.count >= limit { break }
             let n = min(Int(buffer.length), limit - bytes.count)
-            if n <= 0 { break }
-            bytes += try memory.readBytes(at: buffer.address, count: n)
+            // A zero-length buffer holds nothing, and the ones after it still count.
+            if n > 0 { bytes += try memory.readBytes(at: buffer.address, count: n) }
         }
         return bytes
     }
