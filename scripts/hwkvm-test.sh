@@ -13,4 +13,4 @@ logs=${SM_RUNC_HWKVM_LOGS:-$(mktemp -d /tmp/sm-runc-hwkvm.XXXXXX)}
 mkdir -p "$logs"
 cp scripts/hwkvm/suite.sh "$logs/suite.sh"
 echo "hwkvm: suite logs in $logs" >&2
-SM_RUNC_HWKVM_TIMEOUT=${SM_RUNC_HWKVM_TIMEOUT:-1200} bash scripts/hwkvm/l1.sh "$logs" suite.sh SM_RUNC_BIN="$bin"
+SM_RUNC_HWKVM_TIMEOUT=${SM_RUNC_HWKVM_TIMEOUT:-1800} bash scripts/hwkvm/l1.sh "$logs" suite.sh SM_RUNC_BIN="$bin"

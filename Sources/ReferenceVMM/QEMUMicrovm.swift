@@ -80,7 +80,7 @@ public struct QEMUMicrovm: Sendable {
         let wall = Date().timeIntervalSince(start)
         return Result(secondsToReady: readyAt, ready: scanner.ready, wallSeconds: wall,
                       exitStatus: process.terminationStatus,
-                      timedOut: process.terminationReason == .uncaughtSignal && wall >= deadline,
+                      timedOut: process.terminatedBySignal && wall >= deadline,
                       console: String(decoding: console, as: UTF8.self))
     }
 }

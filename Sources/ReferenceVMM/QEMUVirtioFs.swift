@@ -163,7 +163,7 @@ public struct QEMUMicrovmVirtioFs: Sendable {
         let virtiofsdCPU = min(total, daemonCPU.withLock { $0 })
         return Result(console: String(decoding: console, as: UTF8.self), wallSeconds: wall,
                       exitStatus: qemu.terminationStatus,
-                      timedOut: qemu.terminationReason == .uncaughtSignal && wall >= deadline,
+                      timedOut: qemu.terminatedBySignal && wall >= deadline,
                       virtiofsdExitStatus: daemon.terminationStatus,
                       virtiofsdLog: readLog(),
                       qemuCPUSeconds: total - virtiofsdCPU,
