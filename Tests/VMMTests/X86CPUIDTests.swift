@@ -75,6 +75,23 @@ import CKVM
         #expect(leaf1.ecx & (1 << 24) != 0)
     }
 
+    /// The host CPU's digest ignores what depends on the host CPU that ran the ioctl
+    /// (APIC ids, topology, caches) and follows the signature and features.
+    @Test func theHostIdentityIgnoresPerCPUFields() {
+        var entries = Self.host + [Self.entry(0, eax: 0x1f, ebx: 0x756e_6547), Self.entry(7, ebx: 0x1234)]
+        let first = X86CPUID.hostIdentity(of: entries)
+        entries[0].ebx = (entries[0].ebx & 0x00ff_ffff) | (9 << 24)      // another APIC id
+        entries[6].edx = 9; entries[7].edx = 9; entries[8].edx = 9          // x2APIC ids in 0xb
+        entries[10].eax = 9                                                 // AMD extended APIC id
+        entries[1].eax ^= 0x3c00_0000                                       // cache sharing
+        #expect(X86CPUID.hostIdentity(of: entries) == first)
+        entries[0].ecx ^= 1                                                 // a feature
+        #expect(X86CPUID.hostIdentity(of: entries) != first)
+        entries[0].ecx ^= 1
+        entries[12].ebx ^= 1                                                // leaf 7 feature
+        #expect(X86CPUID.hostIdentity(of: entries) != first)
+    }
+
     /// The host CPU's digest (in the snapshot key) is a SHA-256 and stable.
     @Test func theHostIdentityIsStable() throws {
         try requireKVM()

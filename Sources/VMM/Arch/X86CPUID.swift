@@ -34,14 +34,38 @@ public enum X86CPUID {
         }
     }
 
-    /// A digest of this host's CPU as KVM offers it to guests (vendor, family, model,
-    /// stepping, features, cache and topology leaves): a guest booted on one CPU has
-    /// patched its kernel and chosen its code paths for it, so a snapshot of it is
-    /// restored only where this digest is the same.
+    /// A digest of this host's CPU as KVM offers it to guests: vendor, family, model,
+    /// stepping, feature flags, XSAVE features and address sizes. A guest booted on one
+    /// CPU has patched its kernel and chosen its code paths for it, so a snapshot of it
+    /// is restored only where this digest is the same. Only these fields: the rest of
+    /// `KVM_GET_SUPPORTED_CPUID` comes from the CPUID instruction on whichever host CPU
+    /// ran the ioctl (its APIC ids in leaves 1, 0xb, 0x1f and 0x8000001e; cache leaves,
+    /// which differ between the core types of hybrid parts), and differs from call to call.
     public static func hostIdentity(_ system: KVMSystem) throws(SystemCallError) -> [UInt8] {
+        hostIdentity(of: try base(system))
+    }
+
+    static func hostIdentity(of entries: [kvm_cpuid_entry2]) -> [UInt8] {
+        // (function, subleaf, registers as eax, ebx, ecx, edx bits)
+        let fields: [(UInt32, UInt32, [KeyPath<kvm_cpuid_entry2, UInt32>])] = [
+            (0, 0, [\.eax, \.ebx, \.ecx, \.edx]),          // max leaf, vendor
+            (1, 0, [\.eax, \.ecx, \.edx]),                  // signature, features (not EBX: APIC id)
+            (7, 0, [\.eax, \.ebx, \.ecx, \.edx]),          // structured extended features
+            (7, 1, [\.eax, \.ebx, \.ecx, \.edx]),
+            (0xd, 0, [\.eax, \.edx]),                        // XSAVE: supported XCR0 bits
+            (0xd, 1, [\.eax]),                               // XSAVEOPT/XSAVEC/XSAVES...
+            (0x8000_0000, 0, [\.eax]),
+            (0x8000_0001, 0, [\.ecx, \.edx]),               // extended features
+            (0x8000_0008, 0, [\.eax]),                       // physical/virtual address sizes
+        ]
         var hasher = SHA256()
-        for e in try base(system) {
-            for word in [e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx] {
+        for (function, index, registers) in fields {
+            guard let e = entries.first(where: { $0.function == function && ($0.index == index || index == 0 && $0.flags & 1 == 0) }) else {
+                hasher.update([0xff])
+                continue
+            }
+            for register in registers {
+                let word = e[keyPath: register]
                 hasher.update([UInt8(truncatingIfNeeded: word), UInt8(truncatingIfNeeded: word >> 8),
                                UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 24)])
             }
