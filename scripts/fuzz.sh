@@ -39,7 +39,7 @@ done
 scratch=.build-fuzz
 sanitize=fuzzer,address
 # The modules every target may import, and what they depend on (objects linked in).
-modules=(OCIBundle AgentProtocol VMM SystemPackage CSystem CKVM CPosix CSeccomp)
+modules=(OCIBundle AgentProtocol Digest VMM SystemPackage CSystem CKVM CPosix CSeccomp)
 c_modules=(CKVM CPosix CSeccomp)
 
 start=$(date +%s)

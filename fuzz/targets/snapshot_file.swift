@@ -66,7 +66,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         return 0
     }
     let header = snapshot.header
-    guard header.vcpuCount == snapshot.vcpus.count, (1...SnapshotFile.maximumVCPUs).contains(header.vcpuCount),
+    guard header.vcpuCount == snapshot.vcpus.count, (1...MachineConfiguration.maximumVCPUs).contains(header.vcpuCount),
           header.memorySize > 0, header.memorySize % 4096 == 0, header.memoryOffset % 4096 == 0,
           header.memoryOffset + header.memorySize == fileSize else {
         fuzzFailure("loaded a snapshot whose header disagrees: \(header)")
