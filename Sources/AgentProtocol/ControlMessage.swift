@@ -5,7 +5,7 @@ import OCIBundle
 ///
 /// | type | direction | fields |
 /// | --- | --- | --- |
-/// | hello | both, first | version |
+/// | hello | both, first: the VMM's on connection, the agent's in one write with its answer to create | version |
 /// | create | VMM -> agent | process (id), spec (OCI process), mounts, hostname, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
 /// | created | agent -> VMM | process: the root and mounts are ready, the process not yet started |
 /// | start | VMM -> agent | process: run the created process |

@@ -63,6 +63,10 @@ int cposix_open_pty_in(const char *ptmx, int *master, int *slave) {
     return 0;
 }
 
+int cposix_open_directory_path(const char *path) {
+    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
 int cposix_open_path_in_root(int dirfd, const char *path) {
     struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);

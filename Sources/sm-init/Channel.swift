@@ -12,8 +12,11 @@ final class Channel {
     init(fd: Int32) { self.fd = fd }
     deinit { close(fd) }
 
-    func send(_ frame: Frame) throws {
-        let bytes = try frame.encoded()
+    func send(_ frame: Frame) throws { try send([frame]) }
+
+    /// Several frames in one write: one trip through the guest's vsock, not one each.
+    func send(_ frames: [Frame]) throws {
+        let bytes = try frames.flatMap { try $0.encoded() }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

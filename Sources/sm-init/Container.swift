@@ -20,17 +20,22 @@ enum Container {
 
     /// Mounts the rootfs share and the spec's mounts inside it, then, as runc does,
     /// `linux.readonlyPaths`, `linux.maskedPaths` and last `root.readonly`.
+    /// What every container needs before there is one: /run (a tmpfs) with the mount
+    /// points of the container's root and the bind sources. Done at the agent's start,
+    /// so a snapshot holds it done.
+    static func prepareMountPoints() -> Bool {
+        guard mountFilesystem("tmpfs", at: "/run", type: "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV)) else { return false }
+        ensureDirectory(root)
+        ensureDirectory(bindsDirectory)
+        return true
+    }
+
     static func prepare(_ create: ControlMessage) throws {
         let mounts = create.mounts ?? [], readOnly = create.rootReadonly ?? false
-        guard mountFilesystem("tmpfs", at: "/run", type: "tmpfs", flags: UInt(MS_NOSUID | MS_NODEV)) else {
-            throw AgentError("mount tmpfs on /run failed")
-        }
-        ensureDirectory(root)
         guard mount(rootTag, root, "virtiofs", 0, nil) == 0 else {
             throw AgentError("mount virtiofs `\(rootTag)` on \(root): \(String(cString: strerror(errno)))")
         }
         if mounts.contains(where: { isBind($0) && ($0.source ?? "").hasPrefix(bindsDirectory + "/") }) {
-            ensureDirectory(bindsDirectory)
             guard mount(bindsTag, bindsDirectory, "virtiofs", 0, nil) == 0 else {
                 throw AgentError("mount virtiofs `\(bindsTag)` on \(bindsDirectory): \(String(cString: strerror(errno)))")
             }
@@ -286,10 +291,10 @@ enum Container {
     /// Starts `spec` in the container: with `terminal` on a pty of the container's
     /// devpts as its controlling terminal (its output travels as one stream),
     /// otherwise on three pipes.
-    static func launch(_ spec: Spec.Process, seccomp: [UInt8]?) throws -> Launched {
+    /// `executable` is args[0] as `checkExecutable` resolved it.
+    static func launch(_ spec: Spec.Process, executable: String, seccomp: [UInt8]?) throws -> Launched {
         guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
         let environment = withHostWorkarounds(spec.env ?? [])
-        let executable = resolve(args[0], environment: environment)
         if spec.terminal == true {
             // The pty comes from the container's devpts (as runc opens /dev/ptmx inside
             // the container), so it is /dev/pts/N there; without one, from the agent's.
@@ -402,7 +407,9 @@ enum Container {
 
     /// What runc checks at create: the program exists and can be executed, so that a
     /// bad process.args fails `create` with the words engines map to 127 / 126.
-    static func checkExecutable(_ spec: Spec.Process) throws {
+    /// Returns args[0] resolved against the container's PATH, which is what runs (as
+    /// runc's init looks the path up once, at create).
+    static func checkExecutable(_ spec: Spec.Process) throws -> String {
         guard let name = spec.args?.first, !name.isEmpty else { throw AgentError("args must not be empty") }
         let path = resolve(name, environment: spec.env ?? [])
         guard path.hasPrefix("/") || path.contains("/") else {
@@ -414,12 +421,15 @@ enum Container {
         guard (info.st_mode & S_IFMT) == S_IFREG, info.st_mode & 0o111 != 0 else {
             throw AgentError("exec: \"\(name)\": permission denied")
         }
+        return path
     }
 
     /// stat of `path` as the container sees it: resolved inside its root, so absolute
     /// symlinks in the image point into the image, not into the agent's root.
     static func statInRoot(_ path: String) -> stat? {
-        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        // O_PATH: a directory opened for reading would cost the share an OPENDIR and a
+        // RELEASEDIR round trip, and this runs once per PATH entry.
+        let rootFD = cposix_open_directory_path(root)
         guard rootFD >= 0 else { return nil }
         defer { close(rootFD) }
         let fd = cposix_open_path_in_root(rootFD, path)

@@ -43,14 +43,18 @@ extension SnapshotPoint {
             _ = tcsetattr(fd, TCSANOW, &raw)
         }
         say("\(readyLine) uptime=\(uptime())")
+        // In whole reads, not byte by byte: each read is a guest syscall, and the line
+        // (about 100 bytes) arrives in one piece. Nothing follows it on the console.
         var line: [UInt8] = []
-        var byte: UInt8 = 0
-        while line.count < maximumLine {
-            let n = read(fd, &byte, 1)
+        var chunk = [UInt8](repeating: 0, count: 256)
+        reading: while line.count < maximumLine {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
-            guard n == 1 else { break }
-            if byte == 0x0a { break }
-            line.append(byte)
+            guard n > 0 else { break }
+            for byte in chunk[0..<n] {
+                if byte == 0x0a || line.count == maximumLine { break reading }
+                line.append(byte)
+            }
         }
         if haveTermios { _ = tcsetattr(fd, TCSANOW, &saved) }
         apply(line)

@@ -31,14 +31,22 @@ final class Supervisor {
     /// At most this many exec'd processes at once (guest input is hostile).
     static let maximumProcesses = 64
 
+    /// Readable when a child changed state (SIGCHLD, blocked and read here); -1 if
+    /// the guest kernel refused one, and then the loop wakes every 50 ms to reap.
+    private let childSignals: Int32
+
     init(channel: Channel, seccomp: [UInt8]?) {
         self.channel = channel
         self.seccomp = seccomp
+        childSignals = cguest_sigchld_fd()
+        if childSignals < 0 { say("sm-init: signalfd(SIGCHLD): \(String(cString: strerror(errno))); reaping every 50 ms") }
     }
 
+    deinit { if childSignals >= 0 { close(childSignals) } }
+
     /// Starts process 1 and supervises until it ends; returns its wait status.
-    func run(_ spec: Spec.Process, id: UInt32) throws -> Int32 {
-        let launched = try Container.launch(spec, seccomp: seccomp)
+    func run(_ spec: Spec.Process, executable: String, id: UInt32) throws -> Int32 {
+        let launched = try Container.launch(spec, executable: executable, seccomp: seccomp)
         add(id, launched)
         try channel.send(.control(ControlMessage(type: .started, process: id, pid: launched.pid)))
         // Input and closeStdin may have arrived together with `start`.
@@ -58,16 +66,28 @@ final class Supervisor {
         processes[id] = Process(launched: launched, stdin: launched.stdin, outputs: launched.outputs)
     }
 
-    /// One round: wait for output or channel input (or 50 ms), reap, report ends.
+    /// How long a reaped process's output may stay open after it (see `Process.reapedAt`).
+    static let outputGraceMilliseconds: Int64 = 200
+
+    /// One round: wait for output, channel input or a child's exit, reap, report ends.
+    /// Without a timer: an idle container costs the guest no wake-ups (on nested hosts
+    /// each one is emulated kernel work), and an exit is seen at once.
     private func step() throws {
         let watched = processes.flatMap { id, process in process.outputs.map { (id, $0.0, $0.1) } }
         var fds = watched.map { pollfd(fd: $0.1, events: Int16(POLLIN), revents: 0) }
+        let channelIndex: Int? = channelOpen ? fds.count : nil
         if channelOpen { fds.append(pollfd(fd: channel.fd, events: Int16(POLLIN), revents: 0)) }
-        let n = poll(&fds, nfds_t(fds.count), 50)
+        let signalIndex: Int? = childSignals >= 0 ? fds.count : nil
+        if childSignals >= 0 { fds.append(pollfd(fd: childSignals, events: Int16(POLLIN), revents: 0)) }
+        let n = poll(&fds, nfds_t(fds.count), pollTimeout())
         if n < 0 && errno != EINTR { throw AgentError("poll: \(String(cString: strerror(errno)))") }
         if n > 0 {
             for (i, entry) in fds.enumerated() where entry.revents != 0 {
-                if i == watched.count {
+                if i == signalIndex {
+                    drainChildSignals()
+                    continue
+                }
+                if i == channelIndex {
                     guard let frames = try channel.receive() else { channelOpen = false; continue }
                     try handle(frames)
                     continue
@@ -83,6 +103,24 @@ final class Supervisor {
         }
         reap()
         try reportEnds()
+    }
+
+    /// poll's timeout: none (-1) unless a reaped process still has output open, then
+    /// until its grace ends; 50 ms without a signalfd.
+    private func pollTimeout() -> Int32 {
+        guard childSignals >= 0 else { return 50 }
+        let now = Self.milliseconds()
+        let deadlines = processes.values.compactMap { process -> Int64? in
+            guard let reaped = process.reapedAt, !process.outputs.isEmpty else { return nil }
+            return reaped + Self.outputGraceMilliseconds
+        }
+        guard let first = deadlines.min() else { return -1 }
+        return Int32(clamping: max(0, first - now + 1))
+    }
+
+    private func drainChildSignals() {
+        var info = [UInt8](repeating: 0, count: 128 * 4)     // signalfd_siginfo is 128 bytes
+        while info.withUnsafeMutableBytes({ read(childSignals, $0.baseAddress, $0.count) }) > 0 {}
     }
 
     private func closeOutput(_ id: UInt32, _ fd: Int32) {
@@ -108,7 +146,7 @@ final class Supervisor {
         let now = Self.milliseconds()
         for (id, process) in processes {
             guard let status = process.status, let reaped = process.reapedAt else { continue }
-            if !process.outputs.isEmpty && now - reaped > 200 {
+            if !process.outputs.isEmpty && now - reaped >= Self.outputGraceMilliseconds {
                 for (fd, _) in process.outputs { closeOutput(id, fd) }
             }
             guard id != 1, processes[id]?.outputs.isEmpty == true else { continue }
@@ -171,8 +209,8 @@ final class Supervisor {
         do {
             guard let spec, id > 1, processes[id] == nil else { throw AgentError("exec: invalid or duplicate process id \(id)") }
             guard processes.count < Self.maximumProcesses else { throw AgentError("exec: too many processes") }
-            try Container.checkExecutable(spec)
-            let launched = try Container.launch(spec, seccomp: seccomp)
+            let executable = try Container.checkExecutable(spec)
+            let launched = try Container.launch(spec, executable: executable, seccomp: seccomp)
             add(id, launched)
             try channel.send(.control(ControlMessage(type: .started, process: id, pid: launched.pid)))
         } catch let error as AgentError {

@@ -58,14 +58,16 @@ guard getpid() == 1 else {
 let mounted = mountFilesystem("proc", at: "/proc", type: "proc", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
     && mountFilesystem("sysfs", at: "/sys", type: "sysfs", flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
     && mountFilesystem("devtmpfs", at: "/dev", type: "devtmpfs", flags: UInt(MS_NOSUID))
-/// Opens the agent channel to the VMM and exchanges hellos. Without a vsock device or
-/// a listener on the host this fails at once, and the agent ends the guest.
+    && Container.prepareMountPoints()
+/// Opens the agent channel to the VMM and takes its hello (validated: same protocol
+/// version). The agent's own hello leaves with its answer to `create` (`serve`), one
+/// guest vsock write fewer before the container's set-up. Without a vsock device or a
+/// listener on the host this fails at once, and the agent ends the guest.
 func connectToHost() -> Channel? {
     let fd = cguest_vsock_connect(AgentProtocol.hostCID, AgentProtocol.vsockPort)
     guard fd >= 0 else { return nil }
     let channel = Channel(fd: fd)
     do {
-        try channel.send(.control(.hello()))
         guard let reply = try channel.nextControl(), reply.type == .hello else { return nil }
         say("sm-init: agent channel up (protocol v\(reply.version ?? 0))")
         return channel
@@ -100,24 +102,24 @@ func serve(_ channel: Channel) {
         }
         if let hostname = create.hostname { _ = sethostname(hostname, hostname.utf8.count) }
         let hookState = Array((create.state ?? "{}").utf8)
+        let executable: String
         do {
             try Container.prepare(create)
-            try Container.checkExecutable(spec)
+            executable = try Container.checkExecutable(spec)
             try HookRunner.runAll(create.hooks?.createContainer, kind: "createContainer", state: hookState, root: Container.root)
         } catch {
-            try channel.send(.control(ControlMessage(type: .error, process: id, message: "\(error)")))
+            try channel.send([.control(.hello()), .control(ControlMessage(type: .error, process: id, message: "\(error)"))])
             channel.awaitClose(milliseconds: 5000)
             return
         }
-        try channel.send(.control(ControlMessage(type: .created, process: id)))
+        try channel.send([.control(.hello()), .control(ControlMessage(type: .created, process: id))])
         // Until `start`, the only other thing the host may do is close the channel
         // (the container was killed or deleted while created).
         guard let start = try channel.nextControl(), start.type == .start, start.process == id else { return }
         do {
             try HookRunner.runAll(create.hooks?.startContainer, kind: "startContainer", state: hookState, root: Container.root)
-            let oomKillsBefore = oomKills()
-            let status = try Supervisor(channel: channel, seccomp: create.seccomp).run(spec, id: id)
-            if cguest_signaled(status) != 0, cguest_term_signal(status) == SIGKILL, oomKills() > oomKillsBefore {
+            let status = try Supervisor(channel: channel, seccomp: create.seccomp).run(spec, executable: executable, id: id)
+            if cguest_signaled(status) != 0, cguest_term_signal(status) == SIGKILL, oomKills() > oomKillsAtBoot {
                 // What tells a guest OOM from the host's: the VMM logs this line (--debug).
                 say("sm-init: the container process was killed by the guest's OOM killer (guest RAM exhausted)")
             }
@@ -133,6 +135,11 @@ func serve(_ channel: Channel) {
         say("sm-init: agent channel: \(error)")
     }
 }
+
+/// The OOM kills in the kernel log before any container work: counted here, before
+/// the snapshot point, since rendering the log is a lot of (emulated) guest kernel
+/// work that would otherwise delay every start.
+let oomKillsAtBoot = mounted ? oomKills() : 0
 
 if mounted {
     say(ReadyLine(uptime: uptime()).rendered)

@@ -49,6 +49,9 @@ int cposix_open_pty_in(const char *ptmx, int *master, int *slave);
 /// openat2(dirfd, path, {O_PATH, RESOLVE_IN_ROOT}): `path` resolved as if `dirfd` were
 /// the root (absolute symlinks and `..` stay inside). -1 with errno on failure.
 int cposix_open_path_in_root(int dirfd, const char *path);
+/// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC): a directory to resolve from, without
+/// opening it for reading (which a FUSE file system answers with OPENDIR/RELEASEDIR).
+int cposix_open_directory_path(const char *path);
 /// Puts a terminal in raw mode (cfmakeraw): no echo, no line editing, no signals.
 int cposix_make_raw(int fd);
 /// ioctl(fd, TIOCSCTTY, 0): makes the terminal the caller's controlling terminal.

@@ -140,7 +140,7 @@ public final class Machine: @unchecked Sendable {
         }
         for share in configuration.shares {
             let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly, budget: descriptors)
-            let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem))
+            let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem, timeout: FuseTimeout(seconds: share.cacheSeconds)))
             _ = try slots.attach(device, name: "virtio-fs \(share.tag)", bus: &mmio)
         }
         // Last, so the slots of the devices before it are those of machines without it.
@@ -345,7 +345,8 @@ public final class Machine: @unchecked Sendable {
             wallSeconds: monotonicSeconds() - started, processCPUSeconds: processCPUSeconds() - cpuAtStart,
             kvmRunCPUSeconds: vcpus.reduce(0) { $0 + $1.kvmRunCPU }, setupCPUSeconds: setupCPU,
             profile: configuration.profileIntervalMilliseconds > 0 ? vcpus[0].profile : nil,
-            vcpuSamples: configuration.profileIntervalMilliseconds > 0 ? vcpus.map(\.samples) : [])
+            vcpuSamples: configuration.profileIntervalMilliseconds > 0 ? vcpus.map(\.samples) : [],
+            deviceStatistics: transports.compactMap(\.statistics))
     }
 
     /// Pauses the guest: every vCPU leaves KVM_RUN and parks until `resume`. Returns

@@ -50,10 +50,15 @@ public struct MachineConfiguration: Sendable {
         public var tag: String
         public var hostPath: String
         public var readOnly: Bool
-        public init(tag: String, hostPath: String, readOnly: Bool) {
+        /// How long the guest may cache names and attributes: short (1 s) for a share
+        /// the host may change behind the guest's back (a rootfs, bind sources), long
+        /// for one nobody changes while the guest runs (the agent's own root).
+        public var cacheSeconds: UInt64
+        public init(tag: String, hostPath: String, readOnly: Bool, cacheSeconds: UInt64 = 1) {
             self.tag = tag
             self.hostPath = hostPath
             self.readOnly = readOnly
+            self.cacheSeconds = cacheSeconds
         }
     }
 
@@ -154,6 +159,8 @@ public struct MachineReport: Sendable {
     public var profile: GuestProfile?
     /// Every vCPU's samples in time order (index = vCPU; empty without profiling).
     public var vcpuSamples: [[VCPUSample]]
+    /// Each device's statistics line (`VirtioDevice.statistics`), slot order.
+    public var deviceStatistics: [String] = []
     public var vmmCPUSecondsOutsideKVMRun: Double { max(0, processCPUSeconds - kvmRunCPUSeconds) }
 }
 

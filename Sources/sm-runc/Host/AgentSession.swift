@@ -5,8 +5,8 @@ import OCIBundle
 /// The host end of the agent channel for one container. The VMM's vsock maps guest
 /// port 1024 to `<socket>_1024`; the agent connects there once the guest is up.
 ///
-/// The session follows the container's life: `create` (sent as soon as the agent says
-/// hello) → `created` → `start()` → `started` → `exited`. stdio is relayed byte for
+/// The session follows the container's life: `create` (sent with our hello as soon as the agent
+/// connects) → its hello and `created` → `start()` → `started` → `exited`. stdio is relayed byte for
 /// byte: the process's output to our fds 1 and 2, our fd 0 to its stdin once started.
 final class AgentSession: @unchecked Sendable {
     enum Outcome: Equatable {
@@ -202,8 +202,9 @@ final class AgentSession: @unchecked Sendable {
         var helloDone = false
         do {
             // Hello and create in one go: the agent reads them in order (its channel
-            // keeps frames it has not asked for yet), which saves a round trip through
-            // the guest's vsock before the container's set-up starts.
+            // keeps frames it has not asked for yet), and answers with its hello and
+            // `created` (or `error`) in one write: no round trip through the guest's
+            // vsock before the container's set-up starts.
             try send(.control(.hello()), to: connection)
             try send(.control(create), to: connection)
             while true {
@@ -225,6 +226,10 @@ final class AgentSession: @unchecked Sendable {
                         case .hello where !helloDone:
                             helloDone = true
                             mark("hello")
+                        case .created where !helloDone, .error where !helloDone:
+                            // The agent's hello (its protocol version, checked by
+                            // `validate`) comes in the same write as its answer.
+                            return .failed("the agent answered create without its hello (an agent of another protocol?)")
                         case .created:
                             mark("created (root and mounts ready)")
                             setPhase(.created)

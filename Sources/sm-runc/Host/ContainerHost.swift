@@ -33,6 +33,8 @@ final class ContainerHost: @unchecked Sendable {
     /// Whether the VMM confines itself (seccomp on every thread, capabilities dropped).
     /// Off only for diagnosis, and only by the host's operator (`confines`).
     let confined: Bool
+    /// The guest kernel's System.map when SM_RUNC_PROFILE_MS asks for a guest profile.
+    private var systemMap: String?
     /// The annotation that once switched the confinement off from config.json; now
     /// only noted as ignored.
     static let ignoredSeccompAnnotation = "run.sm-runc.vmm-seccomp"
@@ -81,6 +83,11 @@ final class ContainerHost: @unchecked Sendable {
         configuration.deadlineSeconds = nil
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
+        // Diagnosis (host side only): sample the guest's RIP every N ms and log where it ran.
+        if let value = ProcessInfo.processInfo.environment["SM_RUNC_PROFILE_MS"], let interval = Int(value), interval > 0 {
+            configuration.profileIntervalMilliseconds = interval
+            systemMap = GuestArtifacts.systemMap(forKernel: kernel)
+        }
         confined = Self.confines(switchedOffByHost: confinementOff, annotations: spec.annotations, reporter: reporter)
         if confined {
             configuration.confineThread = { kind in try SeccompFilter.install(kind.rules) }
@@ -164,6 +171,12 @@ final class ContainerHost: @unchecked Sendable {
                                "\(formatFixed(report.kvmRunCPUSeconds * 1000, digits: 1)) ms of it in KVM_RUN, " +
                                "\(formatFixed(max(0, all - report.kvmRunCPUSeconds) * 1000, digits: 1)) ms outside")
                 reporter.debug("timeline: \(session.timeline())")
+                for line in report.deviceStatistics { reporter.debug(line) }
+                if let profile = report.profile, let map = self.systemMap,
+                   let text = try? String(contentsOfFile: map, encoding: .utf8) {
+                    let top = profile.byFunction(GuestProfile.parseSystemMap(text)).prefix(40)
+                    reporter.debug("guest profile (\(profile.total) samples): " + top.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+                }
                 session.end(.failed("the guest ended (\(report.exit)) before the process exited"))
             } catch {
                 session.end(.failed("\(error)"))

@@ -34,7 +34,9 @@ enum SnapshotCache {
         configuration.memoryMiB = size.memoryMiB
         configuration.vcpuCount = size.vcpus
         configuration.shares = [
-            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true),
+            // The agent's root: read-only, and its contents are part of the snapshot's
+            // key, so the guest may cache its names for as long as it runs.
+            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true, cacheSeconds: 86_400),
             // Writable at the device: the agent makes mount points, then remounts the
             // root read-only when root.readonly says so (as runc does).
             .init(tag: "rootfs", hostPath: rootfs, readOnly: false),

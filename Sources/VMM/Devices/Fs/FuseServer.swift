@@ -15,6 +15,19 @@ public final class FuseServer {
     /// Receives a line for each refused (malformed or oversized) request.
     private let log: (String) -> Void
 
+    /// Requests served, by opcode, and the bytes READ returned (diagnostics).
+    private var requestCounts: [FuseOpcode: Int] = [:]
+    private var bytesRead = 0
+
+    /// "LOOKUP=12 GETATTR=3 READ=40 (1.2 MiB)...", most frequent first; nil before any request.
+    public var statistics: String? {
+        guard !requestCounts.isEmpty else { return nil }
+        let total = requestCounts.values.reduce(0, +)
+        let parts = requestCounts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }
+            .map { "\(FuseOpcode.names[$0.key.rawValue] ?? String($0.key.rawValue))=\($0.value)" }
+        return "\(total) FUSE requests: " + parts.joined(separator: " ") + ", \(bytesRead) bytes read"
+    }
+
     /// What INIT agreed on; nil before INIT and after DESTROY.
     public private(set) var session: Session?
 
@@ -93,6 +106,7 @@ public final class FuseServer {
 
     public func handle(_ request: FuseRequest) -> [UInt8]? {
         let header = request.header
+        requestCounts[header.opcode, default: 0] += 1
         var reply = FuseWriter()
         do throws(FuseError) {
             guard session != nil || request.operation.isInitialize else {
@@ -142,9 +156,13 @@ public final class FuseServer {
         case let .link(oldNode, name):
             entry(try fs.link(node: oldNode, parent: node, name: name), &reply)
         case .open(let flags):
-            reply.openOut(fh: try fs.open(node, flags: flags))
+            let fh = try fs.open(node, flags: flags)
+            // The page cache survives the open only where the guest drops it on a change.
+            let keepCache = (session?.flags ?? 0) & FuseConstant.autoInvalData != 0
+            reply.openOut(fh: fh, flags: keepCache ? FuseConstant.fopenKeepCache : 0)
         case let .read(fh, offset, size):
             try fs.read(fh: fh, offset: offset, size: Int(size), into: &reply)
+            bytesRead += reply.payloadCount
         case let .write(fh, offset, data):
             reply.u32(UInt32(try fs.write(fh: fh, offset: offset, data: data)))
             reply.u32(0)

@@ -63,6 +63,11 @@ public enum FuseConstant {
     public static let direntHeaderSize = 24  // offsetof(struct fuse_dirent, name)
 
     // fuse_init_in / fuse_init_out flags.
+    /// fuse_open_out.open_flags: keep the file's page cache across opens (else every
+    /// open, an exec too, drops it and the guest reads the file again). Stale data is
+    /// still noticed: with FUSE_AUTO_INVAL_DATA the guest drops the cache when a
+    /// refreshed attribute shows a new mtime or size.
+    public static let fopenKeepCache: UInt32 = 1 << 1
     public static let asyncRead: UInt32 = 1 << 0
     public static let atomicOTrunc: UInt32 = 1 << 3
     public static let exportSupport: UInt32 = 1 << 4

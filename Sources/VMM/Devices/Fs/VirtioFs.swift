@@ -63,6 +63,8 @@ public final class VirtioFs: VirtioDevice, @unchecked Sendable {
 
     public func reset() { server.reset() }
 
+    public var statistics: String? { server.statistics }
+
     public func captureState() throws(SnapshotError) -> [UInt8] { try server.captureState() }
 
     public func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError) {

@@ -22,9 +22,12 @@ public protocol VirtioDevice: AnyObject {
     func captureState() throws(SnapshotError) -> [UInt8]
     /// Takes back what `captureState` saved, in a fresh device of a restored machine.
     func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError)
+    /// What the device served so far, one line for diagnostics (nil: nothing to say).
+    var statistics: String? { get }
 }
 
 extension VirtioDevice {
+    public var statistics: String? { nil }
     /// Stateless devices save nothing.
     public func captureState() throws(SnapshotError) -> [UInt8] { [] }
     public func restoreState(_ bytes: [UInt8], queues: inout VirtioQueues) throws(SnapshotError) {

@@ -139,6 +139,11 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         if raise { interrupt() }
     }
 
+    /// The device's statistics line, prefixed by the transport's name.
+    public var statistics: String? {
+        lock.withLock { _ in device.statistics.map { "\(name): \($0)" } }
+    }
+
     // MARK: - snapshots
 
     /// The registers, queues and device state, with the guest stopped: first serves
