@@ -406,8 +406,10 @@ struct Work {
     }
 
     /// `runc spec`, then `args` (default `true`) without a terminal on the busybox tree
-    /// (absolute, read-only), in `at` (default: `bundle`).
-    func makeBundle(runc: String, args: [String] = ["true"], at directory: String? = nil) throws {
+    /// (absolute, read-only), in `at` (default: `bundle`); `binds` (host directory,
+    /// container path) are added as read-write bind mounts.
+    func makeBundle(runc: String, args: [String] = ["true"], at directory: String? = nil,
+                    binds: [(source: String, destination: String)] = []) throws {
         let bundle = directory ?? self.bundle
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
         let spec = try execute([runc, "spec", "--bundle", bundle])
@@ -423,6 +425,13 @@ struct Work {
         root["readonly"] = true
         config["process"] = process
         config["root"] = root
+        if !binds.isEmpty {
+            var mounts = config["mounts"] as? [[String: Any]] ?? []
+            for bind in binds {
+                mounts.append(["destination": bind.destination, "type": "bind", "source": bind.source, "options": ["rbind", "rw"]])
+            }
+            config["mounts"] = mounts
+        }
         try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: file)
     }
 

@@ -50,7 +50,12 @@ struct StartBenchmark: ParsableCommand {
             interrupts.cancel()
         }
         try work.prepare(busybox: busybox)
-        try work.makeBundle(runc: runc, args: ["echo", "first byte"])
+        // A bind mount, as every engine container has (podman's /etc/hosts...): the
+        // snapshot must serve it too. The first byte is read through it.
+        let data = work.path + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "first byte\n".write(toFile: data + "/greeting", atomically: true, encoding: .utf8)
+        try work.makeBundle(runc: runc, args: ["cat", "/data/greeting"], binds: [(data, "/data")])
         let idleBundle = work.path + "/idle-bundle"
         try work.makeBundle(runc: runc, args: ["sh", "-c", "echo ready; exec sleep 1000000"], at: idleBundle)
         try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
@@ -64,7 +69,8 @@ struct StartBenchmark: ParsableCommand {
         if hostKind == .emulating {
             print("  NOTE     nested emulating KVM: guest kernel code runs ~1000x slower than on hardware; compare the columns")
         }
-        print("  bundle   \(work.bundle): `runc spec`, process.args [\"echo\", \"first byte\"], busybox root (read-only)")
+        print("  bundle   \(work.bundle): `runc spec`, process.args [\"cat\", \"/data/greeting\"], busybox root (read-only),")
+        print("           a read-write bind mount of \(data) on /data")
         print("  cache    \(cache) (SM_RUNC_CACHE, private to this run)")
 
         // The snapshot, made ahead of time (untimed here; `sm-runc snapshot` prints its cost).

@@ -23,6 +23,12 @@ extension SnapshotPoint {
     /// a restored VMM sends; the snapshotting VMM never does), then applies it.
     /// Nothing else runs in the guest meanwhile: no vsock connection exists yet.
     static func awaitWakeUp() {
+        // Everything the agent has mapped, its own executable above all, is paged in
+        // and mapped now, so the snapshot holds it: after a restore the agent's code
+        // (decoding `create`, mounting, forking) runs without a page fault that would
+        // read the agent from its share again. mlockall populates every mapping;
+        // munlockall leaves the pages mapped, only no longer pinned.
+        if mlockall(MCL_CURRENT) == 0 { munlockall() } else { say("sm-init: snapshot point: mlockall: \(String(cString: strerror(errno)))") }
         let fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC)
         guard fd >= 0 else {
             say("sm-init: snapshot point: open /dev/console: \(String(cString: strerror(errno)))")
