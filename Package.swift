@@ -2,10 +2,10 @@
 import PackageDescription
 
 // Module graph (see ARCHITECTURE.md):
-//   sm-runc (CLI) ──► VMM ──► CKVM (linux/kvm.h + ioctl shims)
-//        │            ├─────► CSeccomp (libseccomp + libcap)
-//        │            └─────► AgentProtocol (the guest contract: the snapshot-point lines)
-//        └──────────► OCIBundle (runtime-spec types; depends on nothing)
+//   sm-runc (CLI) ──► Runtime (the engine) ──► VMM ──► CKVM (linux/kvm.h + ioctl shims)
+//                        │  ├─► Hooks, Cgroups  ├─────► CSeccomp (libseccomp + libcap)
+//                        │                      └─────► AgentProtocol (the guest contract)
+//                        └────────────────────────────► OCIBundle (runtime-spec types; depends on nothing)
 //   sm-init (guest agent, static) ──► AgentProtocol ──► OCIBundle
 let package = Package(
     name: "sm-runc",
@@ -51,10 +51,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The runtime engine: a container's plan (resolved once at create), its state
+        // directory, the snapshot cache, the VMM process's host side (agent session,
+        // control socket, bind shares, cgroup, hooks). Everything the CLI's commands do
+        // beyond parsing their flags; unit-tested without a VM (RuntimeTests).
+        .target(
+            name: "Runtime",
+            dependencies: ["VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix", "Hooks", "Cgroups"]
+        ),
+        // The CLI: one thin file per command (runc's contract) over Runtime.
         .executableTarget(
             name: "sm-runc",
             dependencies: [
-                "VMM", "OCIBundle", "CSeccomp", "AgentProtocol", "CPosix", "Hooks", "Cgroups",
+                "Runtime", "VMM", "OCIBundle", "AgentProtocol", "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,8 +90,8 @@ let package = Package(
         .testTarget(name: "CSeccompTests", dependencies: ["CSeccomp"]),
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "OCIBundle"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "OCIBundle"]),
-        // The CLI's host side without a VM: control socket, state directory, snapshot cache.
-        .testTarget(name: "SmRuncTests", dependencies: ["sm-runc", "VMM", "AgentProtocol", "OCIBundle"]),
+        // The engine without a VM: plan, control socket, state directory, snapshot cache.
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "VMM", "AgentProtocol", "OCIBundle"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix"]),
     ]
 )

@@ -1,3 +1,4 @@
+import Runtime
 import ArgumentParser
 import Foundation
 import OCIBundle
@@ -24,7 +25,7 @@ struct Create: ParsableCommand {
         do {
             try state.savePlan(plan)
             SnapshotCache.makeOnFirstUse(size: plan.size) { [reporter = globals.reporter] in reporter.debug($0) }
-            let pid = try VMMProcess.spawn(globals: globals, id: id,
+            let pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
                                            consoleSocket: plan.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }
         } catch {
@@ -32,41 +33,4 @@ struct Create: ParsableCommand {
             throw error
         }
     }
-}
-
-/// The checks `create` and `run` make before anything is created; the plan they
-/// save for the container's later steps.
-struct CreateRequest {
-    let id: String
-    let bundle: String
-    let consoleSocket: String?
-    let preserveFds: Int
-    /// create, run --detach: the caller will not be there to hold a terminal.
-    var detached = true
-
-    func validated() throws -> ContainerPlan {
-        do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
-        let loaded: OCIBundle.Bundle
-        do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
-        guard let process = loaded.spec.process else { throw RuntimeError("config.json: process: required to run a container") }
-        if process.terminal == true {
-            guard consoleSocket != nil || !detached else {
-                throw RuntimeError("cannot allocate tty if runc will detach without setting console socket")
-            }
-        } else if consoleSocket != nil {
-            throw RuntimeError("cannot use console socket if runc will not detach or allocate tty")
-        }
-        guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
-        // The microVM's size from the limits and annotations: refused here when it cannot be.
-        return try ContainerPlan(bundle: loaded)
-    }
-}
-
-/// runc's pid file: decimal, no newline, written atomically.
-func writePidFile(_ path: String, _ pid: pid_t) throws {
-    let temporary = path + ".sm-runc-tmp"
-    guard FileManager.default.createFile(atPath: temporary, contents: Data(String(pid).utf8)) else {
-        throw RuntimeError.system("open", temporary)
-    }
-    guard rename(temporary, path) == 0 else { throw RuntimeError.system("rename", temporary) }
 }

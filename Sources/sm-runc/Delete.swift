@@ -1,6 +1,5 @@
+import Runtime
 import ArgumentParser
-import OCIBundle
-import Hooks
 
 /// `sm-runc delete [--force] ID`: removes a stopped (or created) container's state;
 /// with --force a running one is killed first. `delete --force` of a container that
@@ -15,32 +14,6 @@ struct Delete: ParsableCommand {
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        let container: ContainerLookup
-        do {
-            container = try ContainerLookup(root: globals.root, id: id)
-        } catch let error as RuntimeError where error.description == "container does not exist" {
-            if force { return }
-            throw error
-        }
-        switch container.status {
-        case .stopped, .created: break
-        default:
-            guard force else { throw RuntimeError("cannot delete container \(id) that is not stopped: \(container.status)") }
-        }
-        // A VMM that recorded its end may still be finishing: a moment to exit with
-        // its own status first (engines have usually reaped it already).
-        if container.status == .stopped { _ = container.awaitVMMExit(seconds: 2) }
-        try container.killVMM()
-        try Self.remove(container, reporter: globals.reporter)
-    }
-
-    /// Removes the state (unmounting bind staging first), then runs the poststop
-    /// hooks; a hook's failure is a warning (runtime-spec).
-    static func remove(_ container: ContainerLookup, reporter: Reporter) throws {
-        try container.state.remove(reporter: reporter)
-        if let hooks = container.record.hooks?.poststop {
-            let state = try OCIJSON.encodeCompact(StateDocument(container.record, status: .stopped))
-            do { try HookRunner.runAll(hooks, kind: "poststop", state: state) } catch { reporter.warning("\(error)") }
-        }
+        try ContainerLookup.delete(root: globals.root, id: id, force: force, reporter: globals.reporter)
     }
 }

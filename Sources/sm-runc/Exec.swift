@@ -1,3 +1,4 @@
+import Runtime
 import ArgumentParser
 import Foundation
 import OCIBundle
@@ -68,31 +69,10 @@ struct Exec: ParsableCommand {
         }
     }
 
-    /// The process: --process's JSON, or the container's process (from the plan
-    /// `create` saved, not config.json, which may be gone) with this command.
+    /// The process: --process's JSON, or the container's process with this command.
     func processSpec(_ container: ContainerLookup) throws -> Spec.Process {
-        if let process {
-            let bytes = try readWholeFile(process)
-            return try OCIJSON.decode(Spec.Process.self, from: bytes, file: process)
-        }
-        guard !command.isEmpty else { throw RuntimeError("exec: a command or --process is required") }
-        guard var spec = try container.state.loadPlan().spec.process else {
-            throw RuntimeError("exec: \(container.state.planPath): spec.process: missing")
-        }
-        spec.args = command
-        spec.terminal = tty
-        if let cwd { spec.cwd = cwd }
-        spec.env = (spec.env ?? []) + env
-        if let user {
-            let parts = user.split(separator: ":").map { UInt32($0) }
-            guard let uid = parts.first ?? nil, parts.count <= 2, parts.allSatisfy({ $0 != nil }) else {
-                throw RuntimeError("exec: --user \(user): want UID[:GID]")
-            }
-            spec.user.uid = uid
-            if parts.count == 2, let gid = parts[1] { spec.user.gid = gid }
-        }
-        if noNewPrivs { spec.noNewPrivileges = true }
-        return spec
+        try ExecRequest(processFile: process, command: command, tty: tty, cwd: cwd, env: env, user: user,
+                        noNewPrivs: noNewPrivs).process(in: container)
     }
 
     /// `sm-runc exec --ready-fd 3 --process F ID` with our stdio; waits for `ok`.

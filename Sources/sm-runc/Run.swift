@@ -1,3 +1,4 @@
+import Runtime
 import ArgumentParser
 import Foundation
 import OCIBundle
@@ -42,7 +43,7 @@ struct Run: ParsableCommand {
 
         let pid: pid_t
         do {
-            pid = try VMMProcess.spawn(globals: globals, id: id,
+            pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
                                        consoleSocket: terminal ? consoleSocket : nil, followTerminal: ownTerminal)
             if let pidFile { try writePidFile(pidFile, pid) }
             _ = try ControlChannel.request("start", socket: state.controlSocket)
@@ -68,7 +69,7 @@ struct Run: ParsableCommand {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         sources.forEach { $0.cancel() }
-        if let lookup = try? ContainerLookup(root: globals.root, id: id) { try? Delete.remove(lookup, reporter: globals.reporter) }
+        if let lookup = try? ContainerLookup(root: globals.root, id: id) { try? lookup.remove(reporter: globals.reporter) }
         throw ExitCode(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
     }
 }

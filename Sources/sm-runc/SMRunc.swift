@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
+import Runtime
 
 /// sm-runc: an OCI runtime whose containers run in KVM microVMs.
 /// One file per command (crun's layout); the engine is in the libraries.
 @main
 struct SMRunc: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = RuntimeOptions.version
 
     static let configuration = CommandConfiguration(
         commandName: "sm-runc",

@@ -1,3 +1,4 @@
+import Runtime
 import ArgumentParser
 import Foundation
 import OCIBundle
@@ -33,7 +34,7 @@ struct VMMCommand: ParsableCommand {
             let state = StateDirectory(root: globals.root, id: id)
             let plan = try state.loadPlan()
             host = try ContainerHost(id: id, plan: plan, state: state,
-                                     reporter: reporter, confinementOff: globals.vmmConfinementOff, diagnostics: { bytes in
+                                     reporter: reporter, confinementOff: globals.runtime.vmmConfinementOff, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
                                      })
             host.terminalSize = console || terminal ? 0 : nil

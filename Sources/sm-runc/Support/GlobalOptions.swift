@@ -1,5 +1,6 @@
 import ArgumentParser
 import VMM
+import Runtime
 
 /// runc's global flags. Engines put them before the subcommand (`sm-runc --root R
 /// --log F --log-format json create …`, with `--flag=value` or `--flag value`); they
@@ -27,10 +28,10 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// Whether the host's operator switched the VMM's confinement off, for diagnosis:
-    /// `--vmm-seccomp off` or SM_RUNC_VMM_SECCOMP=off. The only switch there is: the
-    /// bundle has none (`ContainerHost.confines`).
-    var vmmConfinementOff: Bool { vmmSeccomp == "off" || SeccompFilter.disabledByEnvironment }
+    /// The flags as the engine library takes them.
+    var runtime: RuntimeOptions {
+        RuntimeOptions(root: root, log: log, logFormat: logFormat, debug: debug, vmmSeccompOff: vmmSeccomp == "off")
+    }
 
     var reporter: Reporter {
         Reporter(logPath: log, format: Reporter.Format(rawValue: logFormat) ?? .text, debug: debug)

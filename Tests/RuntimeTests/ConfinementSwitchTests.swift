@@ -1,8 +1,8 @@
 import Testing
 import Foundation
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// Who may switch the VMM's seccomp filters and capability drop off: the host's
     /// operator only, never the bundle.
     @Suite struct ConfinementSwitchTests {
@@ -29,11 +29,10 @@ extension SmRuncTests {
             #expect(!ContainerHost.confines(switchedOffByHost: true, annotations: nil, reporter: reporter))
             #expect((try? String(contentsOfFile: log, encoding: .utf8)) ?? "" == "")
             // The host's switches: the global flag (the environment variable is read by VMM).
-            var globals = try GlobalOptions.parse(["--vmm-seccomp", "off"])
-            #expect(globals.vmmConfinementOff)
-            globals = try GlobalOptions.parse([])
-            #expect(globals.vmmConfinementOff == (getenv("SM_RUNC_VMM_SECCOMP").map { String(cString: $0) } == "off"))
-            #expect(throws: (any Error).self) { try GlobalOptions.parse(["--vmm-seccomp", "no"]) }
+            var options = RuntimeOptions(root: "/r", log: nil, logFormat: "text", debug: false, vmmSeccompOff: true)
+            #expect(options.vmmConfinementOff)
+            options.vmmSeccompOff = false
+            #expect(options.vmmConfinementOff == (getenv("SM_RUNC_VMM_SECCOMP").map { String(cString: $0) } == "off"))
         }
     }
 }

@@ -6,11 +6,11 @@ import OCIBundle
 /// the host with libseccomp (the same translation runc makes) and loaded by the agent
 /// in the guest right before the process's exec. The guest and host are both
 /// x86_64, so the program is valid there.
-enum ContainerSeccomp {
+package enum ContainerSeccomp {
     /// BPF_MAXINSNS instructions of 8 bytes: the kernel's limit for one program.
-    static let maximumBytes = 4096 * 8
+    package static let maximumBytes = 4096 * 8
 
-    static func compile(_ profile: OCIBundle.Seccomp) throws -> [UInt8] {
+    package static func compile(_ profile: OCIBundle.Seccomp) throws -> [UInt8] {
         guard let filter = seccomp_init(try action(profile.defaultAction, errno: profile.defaultErrnoRet)) else {
             throw RuntimeError("seccomp: default action \(profile.defaultAction.rawValue) is not supported")
         }
@@ -39,7 +39,7 @@ enum ContainerSeccomp {
 
     /// runc's rule: comparisons on distinct arguments form one rule (all must hold);
     /// several comparisons of the same argument each form their own rule.
-    static func add(_ filter: scmp_filter_ctx, _ action: UInt32, _ number: Int32, name: String, arguments: [SeccompArg]) throws {
+    package static func add(_ filter: scmp_filter_ctx, _ action: UInt32, _ number: Int32, name: String, arguments: [SeccompArg]) throws {
         let comparisons = try arguments.map(comparison)
         let distinct = Set(arguments.map(\.index)).count == arguments.count
         let groups = distinct ? [comparisons] : comparisons.map { [$0] }
@@ -54,7 +54,7 @@ enum ContainerSeccomp {
         }
     }
 
-    static func comparison(_ argument: SeccompArg) throws -> scmp_arg_cmp {
+    package static func comparison(_ argument: SeccompArg) throws -> scmp_arg_cmp {
         let op: scmp_compare
         switch argument.op {
         case .notEqual: op = SCMP_CMP_NE
@@ -69,7 +69,7 @@ enum ContainerSeccomp {
         return cseccomp_arg(argument.index, Int32(op.rawValue), argument.value, argument.valueTwo ?? 0)
     }
 
-    static func action(_ action: SeccompAction, errno value: UInt32?) throws -> UInt32 {
+    package static func action(_ action: SeccompAction, errno value: UInt32?) throws -> UInt32 {
         switch action {
         case .allow: return CSECCOMP_ACT_ALLOW
         case .errno: return cseccomp_act_errno(UInt16(truncatingIfNeeded: value ?? UInt32(EPERM)))
@@ -83,7 +83,7 @@ enum ContainerSeccomp {
     }
 
     /// The program as bytes (struct sock_filter array), through a pipe.
-    static func export(_ filter: scmp_filter_ctx) throws -> [UInt8] {
+    package static func export(_ filter: scmp_filter_ctx) throws -> [UInt8] {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw RuntimeError.system("pipe", "seccomp export") }
         defer { close(fds[0]) }

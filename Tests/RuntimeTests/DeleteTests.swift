@@ -1,13 +1,16 @@
 import Testing
 import Foundation
 import OCIBundle
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// `delete` ends a container's VMM that is still alive whatever its recorded
     /// status, before its state goes (a VMM without a VM: a stopped child process).
     @Suite struct DeleteTests {
         /// A state record for `id` under `root` whose VMM is `pid`, recorded `status`.
+        /// Errors and warnings only, to stderr.
+        static let reporter = Reporter(logPath: nil, format: .text, debug: false)
+
         static func record(root: String, id: String, pid: pid_t, status: ContainerStatus) throws -> StateDirectory {
             let state = try StateDirectory.create(root: root, id: id)
             let start = try #require(ProcessIdentity.startTime(of: pid))
@@ -40,8 +43,7 @@ extension SmRuncTests {
             let pid = child.processIdentifier
             defer { kill(pid, SIGKILL); child.waitUntilExit() }
             let state = try Self.record(root: root.path, id: "stopped-vmm", pid: pid, status: status)
-            var delete = try Delete.parse(["--root", root.path, "stopped-vmm"])
-            try delete.run()
+            try ContainerLookup.delete(root: root.path, id: "stopped-vmm", force: false, reporter: Self.reporter)
             #expect(lstatus(state.path) == nil)
             try #require(ProcessIdentity.startTime(of: pid) == nil, "the VMM \(pid) outlived delete")
             child.waitUntilExit()
@@ -54,8 +56,9 @@ extension SmRuncTests {
             let pid = child.processIdentifier
             defer { kill(pid, SIGKILL); child.waitUntilExit() }
             let state = try Self.record(root: root.path, id: "running-vmm", pid: pid, status: .running)
-            var delete = try Delete.parse(["--root", root.path, "running-vmm"])
-            #expect(throws: RuntimeError.self) { try delete.run() }
+            #expect(throws: RuntimeError.self) {
+                try ContainerLookup.delete(root: root.path, id: "running-vmm", force: false, reporter: Self.reporter)
+            }
             #expect(ProcessIdentity.startTime(of: pid) != nil)
             #expect(lstatus(state.path) != nil)
         }

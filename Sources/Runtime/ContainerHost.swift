@@ -13,10 +13,10 @@ import Hooks
 /// Life: `bringUp` boots the guest until the agent reports the container created, and
 /// records `created`; `start` (a control request) runs the process and records
 /// `running`; `waitForEnd` returns the process's end, recorded as `stopped`.
-final class ContainerHost: @unchecked Sendable {
-    let id: String
-    let state: StateDirectory
-    let reporter: Reporter
+package final class ContainerHost: @unchecked Sendable {
+    package let id: String
+    package let state: StateDirectory
+    package let reporter: Reporter
     private let session: AgentSession
     private let machine: Machine
     /// Left once the machine thread returned; waiting on it again returns at once.
@@ -26,25 +26,25 @@ final class ContainerHost: @unchecked Sendable {
     private var control: ControlChannel.Server?
     /// With a terminal: the fd whose window size the guest's pty follows (sent at
     /// start and on each SIGWINCH).
-    var terminalSize: Int32?
+    package var terminalSize: Int32?
     private var resizeSource: DispatchSourceSignal?
     /// The exec proxies' host pids (from SO_PEERCRED), by exec connection.
     private var execProxies: [Int32: pid_t] = [:]
     /// Whether the VMM confines itself (seccomp on every thread, capabilities dropped).
     /// Off only for diagnosis, and only by the host's operator (`confines`).
-    let confined: Bool
+    package let confined: Bool
     /// The guest kernel's System.map when SM_RUNC_PROFILE_MS asks for a guest profile.
     private var systemMap: String?
     /// The annotation that once switched the confinement off from config.json; now
     /// only noted as ignored.
-    static let ignoredSeccompAnnotation = "run.sm-runc.vmm-seccomp"
+    package static let ignoredSeccompAnnotation = "run.sm-runc.vmm-seccomp"
 
     /// Whether the VMM confines itself: unless the host's operator switched it off
-    /// (`GlobalOptions.vmmConfinementOff`). Never the bundle's choice: config.json and
+    /// (`RuntimeOptions.vmmConfinementOff`). Never the bundle's choice: config.json and
     /// its annotations come from whoever made the image or the pod (image tooling,
     /// `podman run --annotation`, Kubernetes metadata), the very party the sandbox is
     /// for. An annotation that asks is noted (`--debug`) and ignored.
-    static func confines(switchedOffByHost: Bool, annotations: [String: String]?, reporter: Reporter) -> Bool {
+    package static func confines(switchedOffByHost: Bool, annotations: [String: String]?, reporter: Reporter) -> Bool {
         if let value = annotations?[ignoredSeccompAnnotation] {
             reporter.debug("annotation \(ignoredSeccompAnnotation)=\(value) ignored: only the host switches the VMM's confinement off (SM_RUNC_VMM_SECCOMP=off or --vmm-seccomp off)")
         }
@@ -53,12 +53,12 @@ final class ContainerHost: @unchecked Sendable {
 
     /// How long the guest may take to report the container created. Seconds on real
     /// KVM; tens of seconds under a nested, emulating hypervisor.
-    static var bootTimeout: Double {
+    package static var bootTimeout: Double {
         ProcessInfo.processInfo.environment["SM_RUNC_BOOT_TIMEOUT"].flatMap(Double.init) ?? 300
     }
 
     /// `confinementOff`: the host's operator switched the VMM's confinement off.
-    init(id: String, plan: ContainerPlan, state: StateDirectory, reporter: Reporter, confinementOff: Bool,
+    package init(id: String, plan: ContainerPlan, state: StateDirectory, reporter: Reporter, confinementOff: Bool,
          diagnostics: @escaping @Sendable ([UInt8]) -> Void) throws {
         self.id = id
         self.state = state
@@ -122,7 +122,7 @@ final class ContainerHost: @unchecked Sendable {
     /// devices are allowed after the spec's rules, as runc appends its defaults) and
     /// before prestart, which runc runs inside the cgroup too. Unprivileged without a
     /// cgroupsPath, there is nothing to join (as rootless runc).
-    func joinCgroup(linux: Linux?, systemd: Bool) throws {
+    package func joinCgroup(linux: Linux?, systemd: Bool) throws {
         if geteuid() != 0 && linux?.cgroupsPath == nil { return }
         // The guest was sized to fit the memory limit with the VMM (`GuestSize`).
         let cgroup: Cgroup
@@ -144,7 +144,7 @@ final class ContainerHost: @unchecked Sendable {
     /// prestart and createRuntime: on the host, once the VM exists (its memory,
     /// devices and state record) and before the guest runs, so before the VMM
     /// confines itself; then the agent makes the container and runs createContainer.
-    func runCreateHooks() throws {
+    package func runCreateHooks() throws {
         guard let hooks = record.hooks else { return }
         let state = try OCIJSON.encodeCompact(StateDocument(record, status: .creating))
         try HookRunner.runAll(hooks.prestart, kind: "prestart", state: state)
@@ -153,7 +153,7 @@ final class ContainerHost: @unchecked Sendable {
 
     /// Boots the guest until the container is created, then records `created` and
     /// serves the control socket. On failure the guest is stopped.
-    func bringUp() throws {
+    package func bringUp() throws {
         session.serveInBackground()
         let machine = self.machine, session = self.session, reporter = self.reporter
         machineEnded.enter()
@@ -195,7 +195,7 @@ final class ContainerHost: @unchecked Sendable {
         }
     }
 
-    func start() throws {
+    package func start() throws {
         try session.start(timeout: 120)
         try update { $0.status = .running }
         if let fd = terminalSize {
@@ -216,7 +216,7 @@ final class ContainerHost: @unchecked Sendable {
 
     /// Delivers `signal`: to the process once it runs; before that, it ends the
     /// container the way the signal would have ended the process.
-    func kill(_ signal: Int32) throws {
+    package func kill(_ signal: Int32) throws {
         switch session.wait(timeout: 0, until: { _ in true }) {
         case .running:
             guard session.signal(signal) else { throw RuntimeError("container not running") }
@@ -232,7 +232,7 @@ final class ContainerHost: @unchecked Sendable {
     }
 
     /// Freezes the guest (its vCPU leaves KVM_RUN and waits); state `paused`.
-    func pause() throws {
+    package func pause() throws {
         guard session.wait(timeout: 0, until: { _ in true }) == .running, record.status == .running else {
             throw RuntimeError(record.status == .paused ? "container already paused" : "container not running")
         }
@@ -240,14 +240,14 @@ final class ContainerHost: @unchecked Sendable {
         try update { $0.status = .paused }
     }
 
-    func resume() throws {
+    package func resume() throws {
         guard record.status == .paused else { throw RuntimeError("container not paused") }
         machine.resume()
         try update { $0.status = .running }
     }
 
     /// Waits for the guest to end; records `stopped` with the outcome.
-    func waitForEnd() -> AgentSession.Outcome {
+    package func waitForEnd() -> AgentSession.Outcome {
         machineEnded.wait()
         let outcome = session.outcome(timeout: 5) ?? .failed("the guest ended without reporting the process's exit")
         control?.stop()
@@ -350,7 +350,7 @@ final class ContainerHost: @unchecked Sendable {
         }
     }
 
-    static func userName(_ uid: uid_t) -> String {
+    package static func userName(_ uid: uid_t) -> String {
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return String(uid) }
         return String(cString: name)
     }
@@ -358,7 +358,7 @@ final class ContainerHost: @unchecked Sendable {
 
 extension AgentSession.Outcome {
     /// The status a shell would report: the exit code, or 128 + the signal.
-    var shellStatus: Int32 {
+    package var shellStatus: Int32 {
         switch self {
         case .exited(let code): code
         case .signaled(let signal): 128 + signal

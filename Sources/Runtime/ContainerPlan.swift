@@ -5,19 +5,19 @@ import OCIBundle
 /// nothing after `create` reads the bundle's config.json again: the VMM process builds
 /// the machine from it and `exec` takes the container's process from it, even once
 /// config.json is deleted or changed (as runc keeps the config in its state).
-struct ContainerPlan: Codable, Equatable {
+package struct ContainerPlan: Codable, Equatable {
     /// The bundle directory, absolute and cleaned.
-    var bundle: String
+    package var bundle: String
     /// `root.path` resolved against the bundle directory.
-    var rootfs: String
+    package var rootfs: String
     /// config.json as decoded and validated at create.
-    var spec: Spec
+    package var spec: Spec
     /// The microVM's size from the spec's limits and annotations (`GuestSize.of`).
-    var size: GuestSize
+    package var size: GuestSize
 
     /// The plan for a loaded (decoded and validated) bundle: sizes the microVM, which
     /// fails for limits or annotations it cannot live with.
-    init(bundle: OCIBundle.Bundle, hostCPUs: Int = GuestSize.onlineCPUs()) throws {
+    package init(bundle: OCIBundle.Bundle, hostCPUs: Int = GuestSize.onlineCPUs()) throws {
         self.bundle = bundle.path
         rootfs = bundle.rootfs
         spec = bundle.spec

@@ -1,9 +1,9 @@
 import Testing
 import Foundation
 @testable import VMM
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// The snapshot cache trusts nothing it did not check on an open fd: the cache
     /// root's owner and mode, the snapshots directory (never through a symlink), each
     /// snapshot file (opened with O_NOFOLLOW, then checked by fstat).

@@ -1,8 +1,8 @@
 import Testing
 import Foundation
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// The VMM's control socket: the host's only way to the VMM but SIGKILL.
     @Suite struct ControlChannelTests {
         /// accept(2) behind a queue of errors, counting its calls.

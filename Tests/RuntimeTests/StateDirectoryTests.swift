@@ -1,9 +1,9 @@
 import Testing
 import Foundation
 @testable import VMM
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// A container's state directory and what `delete` does with it.
     @Suite struct StateDirectoryTests {
         @Test func removeTakesTheBindDirectoryOfASocketLeftByAKilledVMM() throws {

@@ -14,31 +14,37 @@ import VMM
 ///
 /// A value out of range, malformed, or a memory limit the VM cannot live in is an
 /// error at `create`, before anything exists.
-struct GuestSize: Codable, Equatable, CustomStringConvertible {
-    var memoryMiB: Int
-    var vcpus: Int
+package struct GuestSize: Codable, Equatable, CustomStringConvertible {
+    package var memoryMiB: Int
+    package var vcpus: Int
     /// Where each figure came from (for --debug), e.g. "memory from the memory limit, vCPUs by default".
-    var origin = ""
+    package var origin = ""
 
-    static let memoryAnnotation = "io.sm-runc.memory_mib"
-    static let vcpusAnnotation = "io.sm-runc.vcpus"
-    static let defaultMemoryMiB = 128
+    package init(memoryMiB: Int, vcpus: Int, origin: String = "") {
+        self.memoryMiB = memoryMiB
+        self.vcpus = vcpus
+        self.origin = origin
+    }
+
+    package static let memoryAnnotation = "io.sm-runc.memory_mib"
+    package static let vcpusAnnotation = "io.sm-runc.vcpus"
+    package static let defaultMemoryMiB = 128
     /// The smallest guest the kernel and agent run a container in.
-    static let minimumMemoryMiB = 64
-    static let maximumMemoryMiB = Int(X86Layout.maximumRAM >> 20)
+    package static let minimumMemoryMiB = 64
+    package static let maximumMemoryMiB = Int(X86Layout.maximumRAM >> 20)
     /// What the VMM process itself needs beside guest RAM inside the container's
     /// memory limit (its heap and stacks, KVM's page tables and vCPU state charged
     /// to the cgroup, the file server's buffers): measured at 6-10 MiB of private
     /// memory for one vCPU (`scripts/bench.sh start`), with room to spare.
-    static let vmmOverheadMiB = 32
+    package static let vmmOverheadMiB = 32
 
-    var description: String {
+    package var description: String {
         "\(memoryMiB) MiB, \(vcpus) vCPU\(vcpus == 1 ? "" : "s")" + (origin.isEmpty ? "" : " (\(origin))")
     }
 
-    static func == (a: GuestSize, b: GuestSize) -> Bool { a.memoryMiB == b.memoryMiB && a.vcpus == b.vcpus }
+    package static func == (a: GuestSize, b: GuestSize) -> Bool { a.memoryMiB == b.memoryMiB && a.vcpus == b.vcpus }
 
-    static func of(_ spec: Spec, hostCPUs: Int = onlineCPUs()) throws -> GuestSize {
+    package static func of(_ spec: Spec, hostCPUs: Int = onlineCPUs()) throws -> GuestSize {
         let annotations = spec.annotations ?? [:]
         let limitBytes = spec.linux?.resources?.memory?.limit.flatMap { $0 > 0 ? $0 : nil }
         var memory = defaultMemoryMiB
@@ -91,7 +97,7 @@ struct GuestSize: Codable, Equatable, CustomStringConvertible {
     }
 
     /// The number of CPUs in a cpuset list ("0-3,6").
-    static func cpuCount(_ list: String) throws -> Int {
+    package static func cpuCount(_ list: String) throws -> Int {
         var count = 0
         for part in list.split(separator: ",") {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -106,9 +112,9 @@ struct GuestSize: Codable, Equatable, CustomStringConvertible {
 
     /// The most vCPUs a microVM gets here: the guest kernel's limit
     /// (`MachineConfiguration.maximumVCPUs`) or the host's online CPUs, whichever is less.
-    static func maximumVCPUs(hostCPUs: Int = onlineCPUs()) -> Int {
+    package static func maximumVCPUs(hostCPUs: Int = onlineCPUs()) -> Int {
         max(1, min(MachineConfiguration.maximumVCPUs, hostCPUs))
     }
 
-    static func onlineCPUs() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    package static func onlineCPUs() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

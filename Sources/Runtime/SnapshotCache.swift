@@ -14,21 +14,21 @@ import VMM
 /// them all: the shares of a restored machine point at this container's rootfs and
 /// bind staging directory, with this container's modes, which the snapshotted guest
 /// has not mounted yet.
-enum SnapshotCache {
-    static var root: String {
+package enum SnapshotCache {
+    package static var root: String {
         let value = ProcessInfo.processInfo.environment["SM_RUNC_CACHE"] ?? ""
         return value.isEmpty ? "/var/cache/sm-runc" : value
     }
 
-    static var directory: String { root + "/snapshots" }
+    package static var directory: String { root + "/snapshots" }
 
     /// The VMM version a snapshot is tied to (besides the kernel and agent hashes).
-    static let vmmVersion = "sm-runc \(SMRunc.version)"
+    package static let vmmVersion = "sm-runc \(RuntimeOptions.version)"
 
     /// The fixed device layout of every container's machine: console, vsock, the
     /// agent's root share, the container's root and its bind staging directory (and
     /// the balloon the machine adds last).
-    static func configuration(kernel: String, guestRoot: String, size: GuestSize, rootfs: String, binds: MachineConfiguration.Share,
+    package static func configuration(kernel: String, guestRoot: String, size: GuestSize, rootfs: String, binds: MachineConfiguration.Share,
                               vsock: String) -> MachineConfiguration {
         var configuration = MachineConfiguration(kernelPath: kernel)
         configuration.memoryMiB = size.memoryMiB
@@ -51,20 +51,20 @@ enum SnapshotCache {
     /// The layout of a container of `size` without a container: what a snapshot is
     /// keyed and made by (`make` points the rootfs and binds shares at empty private
     /// directories and the vsock at its own socket).
-    static func template(kernel: String, guestRoot: String, size: GuestSize) -> MachineConfiguration {
+    package static func template(kernel: String, guestRoot: String, size: GuestSize) -> MachineConfiguration {
         configuration(kernel: kernel, guestRoot: guestRoot, size: size, rootfs: "/",
                       binds: BindShares.share(hostPath: "/", staged: 0), vsock: "/")
     }
 
     /// Where the snapshot for a configuration lives and what it must have been made with.
-    struct Entry {
-        var identity: SnapshotIdentity
-        var key: String
-        var path: String { SnapshotCache.directory + "/" + key + ".snap" }
+    package struct Entry {
+        package var identity: SnapshotIdentity
+        package var key: String
+        package var path: String { SnapshotCache.directory + "/" + key + ".snap" }
     }
 
     /// The entry for `configuration` with the agent at `agent` (hashes both files).
-    static func entry(for configuration: MachineConfiguration, agent: String) throws -> Entry {
+    package static func entry(for configuration: MachineConfiguration, agent: String) throws -> Entry {
         let kernelHash = try hashFile(configuration.kernelPath, what: "guest kernel")
         let agentHash = try hashFile(agent, what: "guest agent")
         let cpu: [UInt8]
@@ -77,7 +77,7 @@ enum SnapshotCache {
     /// snapshot is found under a key made by other rules. 2: share modes are not in
     /// the key (they are the file server's, set at restore), the device layout is.
     /// 3: the host CPU is (`X86CPUID.hostIdentity`).
-    static let keyFormat = 3
+    package static let keyFormat = 3
 
     /// The cache key of the snapshot `configuration` starts from, with the kernel and
     /// agent of these SHA-256 digests, on the host CPU of digest `cpu`: a hash of what
@@ -91,7 +91,7 @@ enum SnapshotCache {
     /// on a share now read-only is refused). Nothing of a container: its binds share
     /// is read-write or not by its bind mounts (`BindShares.share`), mounted in the
     /// guest only after the wake.
-    static func key(for configuration: MachineConfiguration, kernel: [UInt8], agent: [UInt8], cpu: [UInt8]) throws -> String {
+    package static func key(for configuration: MachineConfiguration, kernel: [UInt8], agent: [UInt8], cpu: [UInt8]) throws -> String {
         let hostKind = configuration.hostKind ?? HostKind.detect()
         let layout = configuration.deviceLayout
         let commandLine = try configuration.kernelParameters(hostKind: hostKind, devices: layout)
@@ -104,7 +104,7 @@ enum SnapshotCache {
     }
 
     /// Makes `<cache>/snapshots` (0700) if needed and checks it is ours and private.
-    static func prepareDirectory() throws {
+    package static func prepareDirectory() throws {
         _ = try openDirectory(create: true)
     }
 
@@ -116,7 +116,7 @@ enum SnapshotCache {
     /// can put a symlink or their own files where the snapshots go. `snapshots` is
     /// opened without following a symlink, must be a directory of ours, and is made
     /// 0700 through its fd: a chmod by path could be led to any file.
-    static func openDirectory(root: String = root, create: Bool) throws -> OwnedDescriptor {
+    package static func openDirectory(root: String = root, create: Bool) throws -> OwnedDescriptor {
         if create && mkdir(root, 0o755) != 0 && errno != EEXIST {
             throw RuntimeError("mkdir \(root): \(BindShares.errorText(errno))")
         }
@@ -148,7 +148,7 @@ enum SnapshotCache {
     /// regular file as `directory` says, ours, and (with `privateMode`) with no access
     /// for group or others. A snapshot (or its directory) is used only so: a snapshot
     /// is guest RAM and state the VMM trusts.
-    static func openOwned(_ name: String, in directory: Int32 = AT_FDCWD, path: String, directory isDirectory: Bool,
+    package static func openOwned(_ name: String, in directory: Int32 = AT_FDCWD, path: String, directory isDirectory: Bool,
                           privateMode: Bool = true) throws -> OwnedDescriptor {
         let flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (isDirectory ? O_DIRECTORY : 0)
         let raw = openat(directory, name, flags)
@@ -173,9 +173,9 @@ enum SnapshotCache {
     /// What `SM_RUNC_SNAPSHOT` asks for: `off` boots every container; `restore`
     /// restores from a snapshot that exists but never makes one; anything else (the
     /// default) also makes the snapshot on first use.
-    enum Policy: String { case off, restore, make }
+    package enum Policy: String { case off, restore, make }
 
-    static var policy: Policy {
+    package static var policy: Policy {
         switch ProcessInfo.processInfo.environment["SM_RUNC_SNAPSHOT"] {
         case "off": return .off
         case "restore": return .restore
@@ -188,7 +188,7 @@ enum SnapshotCache {
     /// is `off` or `restore`). Done here, in the command's own process, not in the VMM:
     /// the maker's guest and threads are gone before the container's VMM exists, which
     /// confines itself with every thread it has. A failure is logged and the VMM boots.
-    static func makeOnFirstUse(size: GuestSize, log: @escaping @Sendable (String) -> Void) {
+    package static func makeOnFirstUse(size: GuestSize, log: @escaping @Sendable (String) -> Void) {
         guard policy == .make, let guestRoot = GuestArtifacts.guestRoot(), let kernel = try? GuestArtifacts.kernel() else { return }
         do {
             try prepareDirectory()
@@ -208,7 +208,7 @@ enum SnapshotCache {
     /// a valid one, booted otherwise; `log` says which and why. A snapshot that fails
     /// its checks is set aside as `<key>.snap.refused` (the last one is kept for
     /// inspection) and this container boots; the next `create` makes a fresh one.
-    static func machine(_ configuration: MachineConfiguration, agent: String, log: @escaping @Sendable (String) -> Void) throws -> Machine {
+    package static func machine(_ configuration: MachineConfiguration, agent: String, log: @escaping @Sendable (String) -> Void) throws -> Machine {
         let policy = self.policy
         if policy == .off {
             log("booted: no snapshot (SM_RUNC_SNAPSHOT=off)")
@@ -247,20 +247,20 @@ enum SnapshotCache {
 
     /// Keeps a refused snapshot out of the way (one per key) so that the next
     /// container makes a good one; nothing is lost for whoever wants to look at it.
-    static func setAside(_ path: String) {
+    package static func setAside(_ path: String) {
         guard (try? openOwned(path, path: path, directory: false)) != nil else { return }
         _ = rename(path, path + ".refused")
     }
 
     /// How many snapshots (of other kernels, agents or sizes) the cache keeps.
-    static let keptSnapshots = 4
+    package static let keptSnapshots = 4
 
     /// Makes the snapshot for `entry` unless another process made it meanwhile (one
     /// maker at a time, under an flock of `<dir>/make.lock`); nil when it was there.
     /// The guest is booted from `configuration`'s kernel and agent with the same
     /// devices, but the rootfs and binds shares point at empty private directories
     /// and the vsock at its own socket: nothing of the container is in the snapshot.
-    static func makeOnce(like configuration: MachineConfiguration, entry: Entry,
+    package static func makeOnce(like configuration: MachineConfiguration, entry: Entry,
                          log: @escaping @Sendable (String) -> Void) throws -> SnapshotReport? {
         let lockPath = directory + "/make.lock"
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -277,7 +277,7 @@ enum SnapshotCache {
 
     /// Boots a guest like `configuration` to the agent's snapshot point and writes the
     /// snapshot at `entry.path` (see `makeOnce`).
-    static func make(like configuration: MachineConfiguration, entry: Entry,
+    package static func make(like configuration: MachineConfiguration, entry: Entry,
                      log: @escaping @Sendable (String) -> Void) throws -> SnapshotReport {
         var template = Array("\(directory)/make.XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
@@ -310,7 +310,7 @@ enum SnapshotCache {
     /// Removes all but the `keptSnapshots` most recently used snapshots (`kept` is
     /// always one of them), refused ones beyond the newest, and what crashed makers
     /// left behind (temporary files and work directories older than an hour).
-    static func prune(keeping kept: String) {
+    package static func prune(keeping kept: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         var snapshots: [(path: String, used: Int)] = []
         var refused: [(path: String, used: Int)] = []
@@ -341,7 +341,7 @@ enum SnapshotCache {
     /// (a debug build of a pure-Swift SHA-256), so a digest is remembered in
     /// `<cache>/snapshots/file-hashes` (ours, 0600) with the file's device, inode,
     /// size, mtime and ctime, and reused while they are the same.
-    static func hashFile(_ path: String, what: String) throws -> [UInt8] {
+    package static func hashFile(_ path: String, what: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RuntimeError("\(what) \(path): \(BindShares.errorText(errno))") }
         defer { close(fd) }
@@ -398,7 +398,7 @@ enum SnapshotCache {
         return hasher.finalize()
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    package static func hex(_ bytes: [UInt8]) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 }

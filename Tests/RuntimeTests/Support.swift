@@ -1,9 +1,9 @@
 import Testing
 import Foundation
-@testable import sm_runc
+@testable import Runtime
 
-/// All suites of the CLI's host side nest here (`swift test --filter SmRuncTests`).
-@Suite("sm-runc host side") enum SmRuncTests {}
+/// All suites of the CLI's host side nest here (`swift test --filter RuntimeTests`).
+@Suite("sm-runc host side") enum RuntimeTests {}
 
 /// A fresh directory under /tmp (mkdtemp, so 0700), removed with everything in it
 /// when released.

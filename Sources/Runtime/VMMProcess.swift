@@ -7,8 +7,8 @@ import CPosix
 /// it reports `ok` once the container is created, or `error <message>`. Nothing else
 /// of ours or the caller's reaches it (engines leak fds such as containerd's ttrpc
 /// socket; they are closed from fd 4 up).
-enum VMMProcess {
-    static let readyFD: Int32 = 3
+package enum VMMProcess {
+    package static let readyFD: Int32 = 3
 
     /// Spawns the VMM and waits for it to report; returns its pid. On failure it is
     /// reaped (it exits by itself once it reported the error).
@@ -20,7 +20,7 @@ enum VMMProcess {
     ///
     /// With `followTerminal` (run in a terminal), fd 0 is already a terminal: the VMM
     /// shares our process group, gets its SIGWINCH and passes the size on.
-    static func spawn(globals: GlobalOptions, id: String, consoleSocket: String? = nil,
+    package static func spawn(globals: RuntimeOptions, id: String, consoleSocket: String? = nil,
                       followTerminal: Bool = false) throws -> pid_t {
         var slave: Int32 = -1
         if let consoleSocket {
@@ -44,7 +44,7 @@ enum VMMProcess {
         var arguments = ["--root", globals.root, "--log-format", globals.logFormat]
         if let log = globals.log { arguments += ["--log", log] }
         if globals.debug { arguments.append("--debug") }
-        if globals.vmmSeccomp == "off" { arguments += ["--vmm-seccomp", "off"] }
+        if globals.vmmSeccompOff { arguments += ["--vmm-seccomp", "off"] }
         arguments += ["vmm", "--ready-fd", String(readyFD)]
         if slave >= 0 { arguments.append("--console") } else if followTerminal { arguments.append("--terminal") }
         arguments.append(id)
@@ -55,7 +55,7 @@ enum VMMProcess {
     /// Spawns `sm-runc <arguments>` (the VMM, or a detached exec proxy) with our fds
     /// 0-2 (or `stdio` on all three), the ready pipe on fd 3 and nothing else, and
     /// waits for its `ok`. On `error <message>` or an early end it is reaped.
-    static func spawnHelper(arguments: [String], stdio: Int32? = nil, newSession: Bool = false,
+    package static func spawnHelper(arguments: [String], stdio: Int32? = nil, newSession: Bool = false,
                             what: String = "the exec proxy", until event: String = "the process started") throws -> pid_t {
         var pipeFDs: [Int32] = [-1, -1]
         guard cposix_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
@@ -94,7 +94,7 @@ enum VMMProcess {
     }
 
     /// In the VMM: reports to `create` and closes the pipe.
-    static func report(_ fd: Int32, _ result: Result<Void, Error>) {
+    package static func report(_ fd: Int32, _ result: Result<Void, Error>) {
         switch result {
         case .success: writeAll(fd, Array("ok\n".utf8))
         case .failure(let error): writeAll(fd, Array("error \(String(describing: error).replacingOccurrences(of: "\n", with: " "))\n".utf8))

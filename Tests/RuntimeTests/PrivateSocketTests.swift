@@ -2,9 +2,9 @@ import Testing
 import Foundation
 import AgentProtocol
 @testable import VMM
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// The sockets in a container's state directory (the VMM's vsock socket
     /// `agent.sock`, the agent's port `agent.sock_1024`, `control.sock`): whoever can
     /// connect speaks for the guest agent or commands the VMM, so no other user may,

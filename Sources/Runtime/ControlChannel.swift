@@ -9,20 +9,20 @@ import VMM
 /// final `exit <code>` / `signal <n>` line. Replies: `ok [...]` or `error <message>`.
 /// Lines are bounded (1 MiB: a process JSON); the socket is 0600 from the moment it
 /// appears (`listenUnix`), in a 0711 directory.
-enum ControlChannel {
-    static let maximumLine = 1 << 20
+package enum ControlChannel {
+    package static let maximumLine = 1 << 20
 
     /// One request as the server received it.
-    struct Request {
-        let line: String
+    package struct Request {
+        package let line: String
         /// fds that came with it (exec's stdio), owned by the handler.
-        let fds: [Int32]
+        package let fds: [Int32]
         /// The connection: a handler that returns nil keeps it (exec) and closes it.
-        let connection: Int32
+        package let connection: Int32
     }
 
     /// Sends `request` and returns the reply's message (throws the error text).
-    static func request(_ request: String, socket path: String, timeout: Int = 120) throws -> String {
+    package static func request(_ request: String, socket path: String, timeout: Int = 120) throws -> String {
         let fd = try connectUnix(path)
         defer { close(fd) }
         var time = timeval(tv_sec: timeout, tv_usec: 0)
@@ -32,7 +32,7 @@ enum ControlChannel {
     }
 
     /// Reads one reply line: `ok [message]` returns the message, `error m` throws m.
-    static func reply(_ fd: Int32, path: String) throws -> String {
+    package static func reply(_ fd: Int32, path: String) throws -> String {
         guard let reply = readLine(fd) else { throw RuntimeError("no reply from the container's VMM on \(path)") }
         if reply == "ok" { return "" }
         if reply.hasPrefix("ok ") { return String(reply.dropFirst(3)) }
@@ -44,9 +44,9 @@ enum ControlChannel {
     /// The accept loop ends only when the server is stopped: a failed accept (out of
     /// fds or memory, a connection that went away) is retried after a pause, since
     /// without this loop nobody can reach the VMM any more but with SIGKILL.
-    final class Server: @unchecked Sendable {
+    package final class Server: @unchecked Sendable {
         /// accept(2) on the listener (a test may put failures in front of it).
-        typealias Accept = @Sendable (Int32) -> Int32
+        package typealias Accept = @Sendable (Int32) -> Int32
 
         private let listener: Int32
         private let path: String
@@ -54,7 +54,7 @@ enum ControlChannel {
         private var connections = 0
         private var stopped = false
 
-        init(path: String, accept: @escaping Accept = { Foundation.accept($0, nil, nil) },
+        package init(path: String, accept: @escaping Accept = { Foundation.accept($0, nil, nil) },
              handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) throws {
             self.path = path
             listener = try listenUnix(path)
@@ -62,7 +62,7 @@ enum ControlChannel {
         }
 
         /// The longest pause between two failed accepts.
-        static let maximumPause: useconds_t = 500_000
+        package static let maximumPause: useconds_t = 500_000
 
         private func acceptLoop(_ accept: Accept, _ handler: @escaping @Sendable (Request) -> Result<String, RuntimeError>?) {
             var pause: useconds_t = 0
@@ -107,7 +107,7 @@ enum ControlChannel {
             close(connection)
         }
 
-        func stop() {
+        package func stop() {
             active.withLock { stopped = true }
             shutdown(listener, Int32(SHUT_RDWR))
             unlink(path)
@@ -115,7 +115,7 @@ enum ControlChannel {
     }
 
     /// The first line of a request and the fds sent with it.
-    static func readRequest(_ fd: Int32) -> (String, [Int32])? {
+    package static func readRequest(_ fd: Int32) -> (String, [Int32])? {
         var fds = [Int32](repeating: -1, count: 3)
         var count: Int32 = 0
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
@@ -131,7 +131,7 @@ enum ControlChannel {
         return (String(decoding: line[..<end], as: UTF8.self), received)
     }
 
-    static func readSome(_ fd: Int32) -> [UInt8]? {
+    package static func readSome(_ fd: Int32) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -140,7 +140,7 @@ enum ControlChannel {
         }
     }
 
-    static func readLine(_ fd: Int32) -> String? {
+    package static func readLine(_ fd: Int32) -> String? {
         var line: [UInt8] = []
         var byte: UInt8 = 0
         while line.count < maximumLine {
@@ -154,7 +154,7 @@ enum ControlChannel {
     }
 }
 
-func unixAddress(_ path: String) throws -> sockaddr_un {
+package func unixAddress(_ path: String) throws -> sockaddr_un {
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
@@ -165,7 +165,7 @@ func unixAddress(_ path: String) throws -> sockaddr_un {
 
 /// A socket listening at `path` that only its owner may connect to, whatever the
 /// umask (`UnixSocket.listen`); a file already at `path` is replaced.
-func listenUnix(_ path: String, backlog: Int32 = 8) throws -> Int32 {
+package func listenUnix(_ path: String, backlog: Int32 = 8) throws -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw RuntimeError.system("socket", path) }
     do { try UnixSocket.listen(fd, at: path, backlog: backlog) } catch {
@@ -175,7 +175,7 @@ func listenUnix(_ path: String, backlog: Int32 = 8) throws -> Int32 {
     return fd
 }
 
-func connectUnix(_ path: String) throws -> Int32 {
+package func connectUnix(_ path: String) throws -> Int32 {
     var address = try unixAddress(path)
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw RuntimeError.system("socket", path) }
@@ -191,7 +191,7 @@ func connectUnix(_ path: String) throws -> Int32 {
 }
 
 @discardableResult
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+package func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     var offset = 0
     while offset < bytes.count {
         let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

@@ -5,17 +5,17 @@ import OCIBundle
 /// entry in that file (`--log-format json`: `{"level","msg","time"}`, the line
 /// containerd and podman parse; text: `time="…" level=… msg="…"`), and errors are
 /// also printed plainly on stderr; without `--log`, entries go to stderr.
-struct Reporter: Sendable {
-    enum Format: String, Sendable { case text, json }
+package struct Reporter: Sendable {
+    package enum Format: String, Sendable { case text, json }
 
-    let logPath: String?
-    let format: Format
-    let debugEnabled: Bool
+    package let logPath: String?
+    package let format: Format
+    package let debugEnabled: Bool
     /// Whether entries may go to stderr when there is no log file (not in the VMM
     /// process, whose stderr is the container's).
-    let stderrAllowed: Bool
+    package let stderrAllowed: Bool
 
-    init(logPath: String?, format: Format, debug: Bool, stderrAllowed: Bool = true) {
+    package init(logPath: String?, format: Format, debug: Bool, stderrAllowed: Bool = true) {
         self.logPath = logPath
         self.format = format
         self.debugEnabled = debug
@@ -24,7 +24,7 @@ struct Reporter: Sendable {
 
     /// The flags as they appear on the command line, read before parsing so that even
     /// an argument error is reported in the engine's log format.
-    static func fromArguments(_ arguments: [String], stderrAllowed: Bool = true) -> Reporter {
+    package static func fromArguments(_ arguments: [String], stderrAllowed: Bool = true) -> Reporter {
         var log: String?, format = Format.text, debug = false
         var i = 0
         func value(_ name: String) -> String? {
@@ -42,16 +42,16 @@ struct Reporter: Sendable {
         return Reporter(logPath: log, format: format, debug: debug, stderrAllowed: stderrAllowed)
     }
 
-    func debug(_ message: String) {
+    package func debug(_ message: String) {
         guard debugEnabled else { return }
         emit(level: "debug", message)
     }
 
-    func warning(_ message: String) { emit(level: "warning", message) }
+    package func warning(_ message: String) { emit(level: "warning", message) }
 
     /// An error: to the log, and always as plain text on stderr when there is a log
     /// file (what runc prints), so both log readers and stderr readers see it.
-    func error(_ message: String) {
+    package func error(_ message: String) {
         emit(level: "error", message)
         if logPath != nil, stderrAllowed { writeStderr(message + "\n") }
     }
@@ -68,7 +68,7 @@ struct Reporter: Sendable {
         }
     }
 
-    func render(level: String, _ message: String) -> String {
+    package func render(level: String, _ message: String) -> String {
         let time = Self.timestamp(fractional: false)
         switch format {
         case .json:
@@ -83,7 +83,7 @@ struct Reporter: Sendable {
     }
 
     /// RFC 3339 in UTC; log lines carry whole seconds as runc's do.
-    static func timestamp(fractional: Bool = true) -> String {
+    package static func timestamp(fractional: Bool = true) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = fractional ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
         return formatter.string(from: Date())
@@ -96,17 +96,17 @@ struct Reporter: Sendable {
 
 /// An error the CLI reports (log + stderr, see `Reporter`) and exits 1 for. The text
 /// follows runc's wording where engines match on it.
-struct RuntimeError: Error, CustomStringConvertible {
-    let description: String
+package struct RuntimeError: Error, CustomStringConvertible {
+    package let description: String
     /// The exit status: 1, or 255 where runc uses it (an exec that failed to start).
-    let exitCode: Int32
-    init(_ description: String, exitCode: Int32 = 1) {
+    package let exitCode: Int32
+    package init(_ description: String, exitCode: Int32 = 1) {
         self.description = description
         self.exitCode = exitCode
     }
 
-    static func notFound(_ id: String) -> RuntimeError { RuntimeError("container does not exist") }
-    static func system(_ call: String, _ argument: String, errno code: Int32 = errno) -> RuntimeError {
+    package static func notFound(_ id: String) -> RuntimeError { RuntimeError("container does not exist") }
+    package static func system(_ call: String, _ argument: String, errno code: Int32 = errno) -> RuntimeError {
         RuntimeError("\(call) \(argument): \(String(cString: strerror(code)).lowercased())")
     }
 }

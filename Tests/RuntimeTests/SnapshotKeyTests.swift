@@ -2,9 +2,9 @@ import Testing
 import Foundation
 import OCIBundle
 @testable import VMM
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// The snapshot a container starts from is found by a key of what the snapshot
     /// holds (kernel, agent, size, devices, command line), never of the bundle's mounts:
     /// a bundle with bind mounts (which make its binds share read-write) has the key

@@ -18,19 +18,19 @@ import VMM
 /// Teardown (`release`) detaches every mount and removes the entries with unlink and
 /// rmdir only: a recursive delete through a still-mounted entry would delete the
 /// host's files.
-enum BindShares {
-    static let tag = "binds"
-    static let guestDirectory = "/run/sm-binds"
-    static let directoryName = "binds"
+package enum BindShares {
+    package static let tag = "binds"
+    package static let guestDirectory = "/run/sm-binds"
+    package static let directoryName = "binds"
 
-    struct Prepared {
+    package struct Prepared {
         /// The share to add to the machine (`share(hostPath:staged:)`). Always there, so
         /// that every container has the same device layout (one snapshot fits all, see
         /// `SnapshotCache`): with no bind mounts, an empty directory shared read-only,
         /// which the agent does not mount.
-        var share: MachineConfiguration.Share
+        package var share: MachineConfiguration.Share
         /// The spec's mounts, each bind's source now `/run/sm-binds/<n>`.
-        var mounts: [Mount]
+        package var mounts: [Mount]
     }
 
     /// The binds share of a machine, serving `hostPath` with `staged` bind mounts in
@@ -39,22 +39,22 @@ enum BindShares {
     /// (the agent does not mount it; nothing for the guest to write). The mode is the
     /// host side of the file server, set on the restored machine: no part of the
     /// snapshot or its key (`SnapshotCache.key`).
-    static func share(hostPath: String, staged: Int) -> MachineConfiguration.Share {
+    package static func share(hostPath: String, staged: Int) -> MachineConfiguration.Share {
         .init(tag: tag, hostPath: hostPath, readOnly: staged == 0)
     }
 
     /// Whether `mount` is a bind mount: type "bind", or "bind"/"rbind" among its options.
-    static func isBind(_ mount: Mount) -> Bool {
+    package static func isBind(_ mount: Mount) -> Bool {
         mount.type == "bind" || (mount.options ?? []).contains { $0 == "bind" || $0 == "rbind" }
     }
 
-    static func directory(_ stateDirectory: String) -> String { stateDirectory + "/" + directoryName }
+    package static func directory(_ stateDirectory: String) -> String { stateDirectory + "/" + directoryName }
 
     /// Stages every bind mount of `mounts` under `<stateDirectory>/binds` (a relative
     /// source is relative to `bundle`, as the runtime spec says). On failure what was
     /// done is undone and the error says which mount failed, in runc's words
     /// ("mount /src to /dst: no such file or directory").
-    static func prepare(mounts: [Mount], stateDirectory: String, bundle: String) throws -> Prepared {
+    package static func prepare(mounts: [Mount], stateDirectory: String, bundle: String) throws -> Prepared {
         var rewritten = mounts
         var staged: [(index: Int, source: String, mount: Mount)] = []
         for (i, mount) in mounts.enumerated() where isBind(mount) {
@@ -123,7 +123,7 @@ enum BindShares {
     /// directory's own, then removes the entries and the directory with unlink/rmdir
     /// only (an entry that is somehow still mounted makes them fail: nothing of the
     /// host is deleted). Idempotent; safe after a crash at any point of `prepare`.
-    static func release(stateDirectory: String) {
+    package static func release(stateDirectory: String) {
         let binds = directory(stateDirectory)
         for name in entries(binds) { detach(binds + "/" + name) }
         detach(binds)
@@ -137,7 +137,7 @@ enum BindShares {
 
     /// Removes the state directory: `release`, then the named files, then rmdir. Never
     /// recursive: an unknown entry left behind keeps the directory (and is reported).
-    static func removeStateDirectory(_ stateDirectory: String, files: [String], log: (String) -> Void = { _ in }) {
+    package static func removeStateDirectory(_ stateDirectory: String, files: [String], log: (String) -> Void = { _ in }) {
         release(stateDirectory: stateDirectory)
         for file in files { unlink(stateDirectory + "/" + file) }
         if rmdir(stateDirectory) != 0 && errno != ENOENT {
@@ -183,7 +183,7 @@ enum BindShares {
     }
 
     /// `strerror` in Go's spelling, as runc prints it: "no such file or directory".
-    static func errorText(_ code: Int32) -> String {
+    package static func errorText(_ code: Int32) -> String {
         let message = String(cString: strerror(code))
         guard let first = message.first else { return "errno \(code)" }
         return first.lowercased() + message.dropFirst()

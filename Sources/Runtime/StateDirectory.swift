@@ -6,42 +6,42 @@ import VMM
 /// What sm-runc records about a container in `<root>/<id>/state.json`. The VMM
 /// process writes it (atomically, by rename) at each transition; `state`, `list`,
 /// `start`, `kill` and `delete` read it.
-struct ContainerRecord: Codable, Equatable {
-    var ociVersion = "1.2.0"
-    var id: String
+package struct ContainerRecord: Codable, Equatable {
+    package var ociVersion = "1.2.0"
+    package var id: String
     /// The VMM process: the pid in `--pid-file`, the process engines wait on.
-    var pid: Int32
+    package var pid: Int32
     /// Its start time (field 22 of /proc/<pid>/stat), so a reused pid is not taken
     /// for the container.
-    var pidStartTime: UInt64
-    var status: ContainerStatus
-    var bundle: String
-    var rootfs: String
-    var created: String
-    var owner: String
-    var annotations: [String: String]?
+    package var pidStartTime: UInt64
+    package var status: ContainerStatus
+    package var bundle: String
+    package var rootfs: String
+    package var created: String
+    package var owner: String
+    package var annotations: [String: String]?
     /// Set once the process ended: its exit code, or the signal that killed it.
-    var exitCode: Int32?
-    var exitSignal: Int32?
+    package var exitCode: Int32?
+    package var exitSignal: Int32?
     /// The spec's hooks: poststop runs at delete, when config.json may be gone.
-    var hooks: Hooks?
+    package var hooks: Hooks?
     /// The cgroup directories the VMM joined (one per hierarchy); removed at delete.
-    var cgroup: [Cgroup.Directory]?
+    package var cgroup: [Cgroup.Directory]?
 }
 
 /// The OCI state document as runc prints it (`state`, `list --format json`, hooks' stdin).
-struct StateDocument: Encodable {
-    var ociVersion: String
-    var id: String
-    var pid: Int32
-    var status: String
-    var bundle: String
-    var rootfs: String
-    var created: String
-    var owner: String
-    var annotations: [String: String]?
+package struct StateDocument: Encodable {
+    package var ociVersion: String
+    package var id: String
+    package var pid: Int32
+    package var status: String
+    package var bundle: String
+    package var rootfs: String
+    package var created: String
+    package var owner: String
+    package var annotations: [String: String]?
 
-    init(_ record: ContainerRecord, status: ContainerStatus) {
+    package init(_ record: ContainerRecord, status: ContainerStatus) {
         ociVersion = record.ociVersion
         id = record.id
         pid = status == .stopped ? 0 : record.pid
@@ -58,25 +58,25 @@ struct StateDocument: Encodable {
 /// (plan.json, state.json, the sockets, the bind-mount staging directory), and is
 /// removed entry by entry, never recursively: a staging entry can be a mount of a
 /// host directory.
-struct StateDirectory {
-    let root: String
-    let id: String
-    var path: String { root + "/" + id }
-    var recordPath: String { path + "/state.json" }
+package struct StateDirectory {
+    package let root: String
+    package let id: String
+    package var path: String { root + "/" + id }
+    package var recordPath: String { path + "/state.json" }
     /// The container's plan (`ContainerPlan`): written once by `create`, read by the
     /// VMM process and `exec`.
-    var planPath: String { path + "/plan.json" }
+    package var planPath: String { path + "/plan.json" }
     /// The VMM's hybrid vsock socket; the agent's port is `<agentSocket>_1024`.
-    var agentSocket: String { path + "/agent.sock" }
-    var controlSocket: String { path + "/control.sock" }
+    package var agentSocket: String { path + "/agent.sock" }
+    package var controlSocket: String { path + "/control.sock" }
 
-    init(root: String, id: String) {
+    package init(root: String, id: String) {
         self.root = root
         self.id = id
     }
 
     /// Makes the directory; an existing one is runc's "already exists" error.
-    static func create(root: String, id: String) throws -> StateDirectory {
+    package static func create(root: String, id: String) throws -> StateDirectory {
         if mkdir(root, 0o711) != 0 && errno != EEXIST { throw RuntimeError.system("mkdir", root) }
         let directory = StateDirectory(root: root, id: id)
         guard mkdir(directory.path, 0o711) == 0 else {
@@ -87,7 +87,7 @@ struct StateDirectory {
     }
 
     /// The directory of an existing container, or runc's "does not exist".
-    static func existing(root: String, id: String) throws -> StateDirectory {
+    package static func existing(root: String, id: String) throws -> StateDirectory {
         try validateContainerID(id)
         let directory = StateDirectory(root: root, id: id)
         var info = stat()
@@ -95,23 +95,23 @@ struct StateDirectory {
         return directory
     }
 
-    func load() throws -> ContainerRecord {
+    package func load() throws -> ContainerRecord {
         let bytes: [UInt8]
         do { bytes = try readWholeFile(recordPath) } catch { throw RuntimeError.notFound(id) }
         return try OCIJSON.decode(ContainerRecord.self, from: bytes, file: recordPath)
     }
 
-    func save(_ record: ContainerRecord) throws {
+    package func save(_ record: ContainerRecord) throws {
         try Self.writeAtomically(try OCIJSON.encodeCompact(record), to: recordPath)
     }
 
-    func savePlan(_ plan: ContainerPlan) throws {
+    package func savePlan(_ plan: ContainerPlan) throws {
         try Self.writeAtomically(try OCIJSON.encodeCompact(plan), to: planPath)
     }
 
     /// The plan `create` saved. Its absence is an error, never a reason to read the
     /// bundle again.
-    func loadPlan() throws -> ContainerPlan {
+    package func loadPlan() throws -> ContainerPlan {
         try OCIJSON.decode(ContainerPlan.self, from: try readWholeFile(planPath, limit: 16 << 20), file: planPath)
     }
 
@@ -130,7 +130,7 @@ struct StateDirectory {
 
     /// The status now: what the VMM recorded while it lives, `stopped` once it is gone
     /// (exited, a zombie nobody reaped, or its pid reused by another process).
-    func status(of record: ContainerRecord) -> ContainerStatus {
+    package func status(of record: ContainerRecord) -> ContainerStatus {
         guard record.status != .stopped, record.pid > 0 else { return .stopped }
         guard ProcessIdentity.startTime(of: record.pid) == record.pidStartTime else { return .stopped }
         return record.status
@@ -138,7 +138,7 @@ struct StateDirectory {
 
     /// Removes what sm-runc put here. Bind staging entries are unmounted first (by
     /// `BindShares.release`); a directory that is not empty is left and reported.
-    func remove(reporter: Reporter? = nil) throws {
+    package func remove(reporter: Reporter? = nil) throws {
         BindShares.release(stateDirectory: path)
         // The cgroup the VMM joined: its leaf directories (the engine owns the parents).
         if let directories = (try? load())?.cgroup {
@@ -158,9 +158,9 @@ struct StateDirectory {
 }
 
 /// Identity of a host process beyond its pid.
-enum ProcessIdentity {
+package enum ProcessIdentity {
     /// Field 22 of /proc/<pid>/stat, or nil when the pid is gone or a zombie.
-    static func startTime(of pid: Int32) -> UInt64? {
+    package static func startTime(of pid: Int32) -> UInt64? {
         guard let bytes = try? readWholeFile("/proc/\(pid)/stat"), let close = bytes.lastIndex(of: UInt8(ascii: ")")) else {
             return nil
         }
@@ -172,11 +172,11 @@ enum ProcessIdentity {
         return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 
-    static var ownStartTime: UInt64 { startTime(of: getpid()) ?? 0 }
+    package static var ownStartTime: UInt64 { startTime(of: getpid()) ?? 0 }
 }
 
 /// The whole of a small file (state records, /proc entries).
-func readWholeFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
+package func readWholeFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw RuntimeError.system("open", path) }
     defer { close(fd) }
@@ -184,7 +184,7 @@ func readWholeFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8] {
 }
 
 /// The rest of the open file `fd` (`path` names it in errors).
-func readWholeFile(_ fd: Int32, path: String, limit: Int = 1 << 20) throws -> [UInt8] {
+package func readWholeFile(_ fd: Int32, path: String, limit: Int = 1 << 20) throws -> [UInt8] {
     var result: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 16 << 10)
     while result.count <= limit {

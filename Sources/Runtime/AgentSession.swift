@@ -8,14 +8,14 @@ import OCIBundle
 /// The session follows the container's life: `create` (sent with our hello as soon as the agent
 /// connects) → its hello and `created` → `start()` → `started` → `exited`. stdio is relayed byte for
 /// byte: the process's output to our fds 1 and 2, our fd 0 to its stdin once started.
-final class AgentSession: @unchecked Sendable {
-    enum Outcome: Equatable {
+package final class AgentSession: @unchecked Sendable {
+    package enum Outcome: Equatable {
         case exited(Int32)
         case signaled(Int32)
         case failed(String)
     }
 
-    enum Phase: Equatable {
+    package enum Phase: Equatable {
         case booting, created, starting, running
         case ended(Outcome)
     }
@@ -37,20 +37,20 @@ final class AgentSession: @unchecked Sendable {
     private var firstOutputSeen = false
 
     /// One exec'd process: the caller's stdio fds (owned here) and its end.
-    final class Exec: @unchecked Sendable {
-        let id: UInt32
-        let stdin: Int32, stdout: Int32, stderr: Int32
+    package final class Exec: @unchecked Sendable {
+        package let id: UInt32
+        package let stdin: Int32, stdout: Int32, stderr: Int32
         private let condition = NSCondition()
-        private(set) var pid: Int32?
-        private(set) var outcome: Outcome?
+        package private(set) var pid: Int32?
+        package private(set) var outcome: Outcome?
 
-        init(id: UInt32, fds: [Int32]) {
+        package init(id: UInt32, fds: [Int32]) {
             self.id = id
             stdin = fds[0]; stdout = fds[1]; stderr = fds[2]
         }
 
-        func started(_ pid: Int32) { condition.lock(); self.pid = pid; condition.broadcast(); condition.unlock() }
-        func finish(_ outcome: Outcome) {
+        package func started(_ pid: Int32) { condition.lock(); self.pid = pid; condition.broadcast(); condition.unlock() }
+        package func finish(_ outcome: Outcome) {
             condition.lock()
             if self.outcome == nil { self.outcome = outcome }
             condition.broadcast()
@@ -58,7 +58,7 @@ final class AgentSession: @unchecked Sendable {
         }
 
         /// Waits until `done` holds or `timeout` seconds pass.
-        func wait(timeout: Double, until done: (Exec) -> Bool) -> Bool {
+        package func wait(timeout: Double, until done: (Exec) -> Bool) -> Bool {
             let deadline = Date(timeIntervalSinceNow: timeout)
             condition.lock()
             defer { condition.unlock() }
@@ -66,12 +66,12 @@ final class AgentSession: @unchecked Sendable {
             return true
         }
 
-        func closeFDs() { [stdin, stdout, stderr].forEach { _ = close($0) } }
+        package func closeFDs() { [stdin, stdout, stderr].forEach { _ = close($0) } }
     }
 
-    var processID: UInt32 { create.process ?? 1 }
+    package var processID: UInt32 { create.process ?? 1 }
 
-    init(socketPath: String, create: ControlMessage) throws {
+    package init(socketPath: String, create: ControlMessage) throws {
         self.path = socketPath
         self.create = create
         listener = try listenUnix(socketPath, backlog: 1)
@@ -83,7 +83,7 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Notes a milestone, now or at `at` (`ProcessInfo.systemUptime`); the first of each name counts.
-    func mark(_ name: String, at: Double? = nil) {
+    package func mark(_ name: String, at: Double? = nil) {
         let now = at ?? ProcessInfo.processInfo.systemUptime
         condition.lock()
         if !milestones.contains(where: { $0.name == name }) { milestones.append((name, now)) }
@@ -92,7 +92,7 @@ final class AgentSession: @unchecked Sendable {
 
     /// `--debug`'s timeline: each milestone after the first, in ms since the one before
     /// (e.g. `guest running, +812.4 ms agent connected, ...`).
-    func timeline() -> String {
+    package func timeline() -> String {
         condition.lock()
         let marks = milestones.sorted { $0.at < $1.at }
         condition.unlock()
@@ -107,7 +107,7 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Serves on a thread of its own.
-    func serveInBackground() {
+    package func serveInBackground() {
         Thread.detachNewThread { [self] in
             let outcome = serve()
             end(outcome)
@@ -116,7 +116,7 @@ final class AgentSession: @unchecked Sendable {
 
     /// Ends the session from outside (the guest ended, or the container is being
     /// killed before it started): a waiter sees `.failed(reason)` unless it already ended.
-    func end(_ outcome: Outcome) {
+    package func end(_ outcome: Outcome) {
         condition.lock()
         if case .ended = phase {} else { phase = .ended(outcome) }
         let connection = self.connection
@@ -131,7 +131,7 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Waits until the phase satisfies `done` or `timeout` seconds pass; returns the phase.
-    func wait(timeout: Double, until done: (Phase) -> Bool) -> Phase {
+    package func wait(timeout: Double, until done: (Phase) -> Bool) -> Phase {
         let deadline = Date(timeIntervalSinceNow: timeout)
         condition.lock()
         defer { condition.unlock() }
@@ -140,7 +140,7 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Waits for the agent to report the container created (root and mounts ready).
-    func waitCreated(timeout: Double) throws {
+    package func waitCreated(timeout: Double) throws {
         switch wait(timeout: timeout, until: { $0 != .booting }) {
         case .booting: throw RuntimeError("the guest did not come up within \(Int(timeout)) s")
         case .ended(.failed(let message)): throw RuntimeError(message)
@@ -150,7 +150,7 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// Runs the created process; returns once the agent reports it started.
-    func start(timeout: Double) throws {
+    package func start(timeout: Double) throws {
         condition.lock()
         guard phase == .created, let connection else {
             let phase = self.phase
@@ -170,7 +170,7 @@ final class AgentSession: @unchecked Sendable {
     }
 
     /// The outcome once the session ended, or nil if it has not within `timeout` seconds.
-    func outcome(timeout: Double) -> Outcome? {
+    package func outcome(timeout: Double) -> Outcome? {
         if case .ended(let outcome) = wait(timeout: timeout, until: { if case .ended = $0 { true } else { false } }) {
             return outcome
         }
@@ -263,7 +263,7 @@ final class AgentSession: @unchecked Sendable {
 
     /// Sends `signal` to the container process; false unless it is running.
     @discardableResult
-    func signal(_ signal: Int32) -> Bool {
+    package func signal(_ signal: Int32) -> Bool {
         condition.lock()
         let connection = phase == .running ? self.connection : nil
         condition.unlock()
@@ -274,7 +274,7 @@ final class AgentSession: @unchecked Sendable {
 
     /// Passes a window size to a process's terminal; false unless the container runs.
     @discardableResult
-    func resize(rows: UInt16, columns: UInt16, process: UInt32? = nil) -> Bool {
+    package func resize(rows: UInt16, columns: UInt16, process: UInt32? = nil) -> Bool {
         guard let connection = runningConnection() else { return false }
         let message = ControlMessage(type: .resize, process: process ?? processID, rows: rows, columns: columns)
         return (try? send(.control(message), to: connection)) != nil
@@ -300,7 +300,7 @@ final class AgentSession: @unchecked Sendable {
 
     /// Starts `spec` in the running container with `fds` (stdin, stdout, stderr) as
     /// its stdio; returns once the agent started it (or throws its error).
-    func exec(_ spec: Spec.Process, fds: [Int32], timeout: Double = 60) throws -> Exec {
+    package func exec(_ spec: Spec.Process, fds: [Int32], timeout: Double = 60) throws -> Exec {
         precondition(fds.count == 3)
         condition.lock()
         guard phase == .running, let connection else {
@@ -329,7 +329,7 @@ final class AgentSession: @unchecked Sendable {
 
     /// Sends `signal` to an exec'd process.
     @discardableResult
-    func signal(_ signal: Int32, process: UInt32) -> Bool {
+    package func signal(_ signal: Int32, process: UInt32) -> Bool {
         guard let connection = runningConnection() else { return false }
         return (try? send(.control(ControlMessage(type: .signal, process: process, signal: signal)), to: connection)) != nil
     }

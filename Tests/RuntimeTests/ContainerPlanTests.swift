@@ -1,9 +1,9 @@
 import Testing
 import Foundation
 import OCIBundle
-@testable import sm_runc
+@testable import Runtime
 
-extension SmRuncTests {
+extension RuntimeTests {
     /// The plan `create` resolves once and saves in the state directory: the VMM
     /// process and `exec` read it, never config.json again.
     @Suite struct ContainerPlanTests {
@@ -82,15 +82,15 @@ extension SmRuncTests {
                                            bundle: bundle.path, rootfs: bundle.rootfs, created: "now", owner: "root"))
             try FileManager.default.removeItem(atPath: bundle.configPath)
 
-            let exec = try Exec.parse(["--root", root, "-e", "B=2", "c1", "ls", "-l"])
-            let process = try exec.processSpec(try ContainerLookup(root: root, id: "c1"))
+            let exec = ExecRequest(processFile: nil, command: ["ls", "-l"], tty: false, cwd: nil, env: ["B=2"], user: nil, noNewPrivs: false)
+            let process = try exec.process(in: try ContainerLookup(root: root, id: "c1"))
             #expect(process.args == ["ls", "-l"])
             #expect(process.env == ["PATH=/bin", "A=1", "B=2"])
             #expect(process.cwd == "/work" && process.user.uid == 7 && process.user.gid == 8)
 
             // Without the plan, exec refuses rather than guess a process.
             unlink(state.planPath)
-            #expect(errorText { _ = try exec.processSpec(try ContainerLookup(root: root, id: "c1")) }
+            #expect(errorText { _ = try exec.process(in: try ContainerLookup(root: root, id: "c1")) }
                     == "open \(state.planPath): no such file or directory")
         }
     }

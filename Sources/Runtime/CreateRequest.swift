@@ -1,0 +1,47 @@
+import Foundation
+import OCIBundle
+
+/// The checks `create` and `run` make before anything is created; the plan they
+/// save for the container's later steps.
+package struct CreateRequest {
+    package let id: String
+    package let bundle: String
+    package let consoleSocket: String?
+    package let preserveFds: Int
+    /// create, run --detach: the caller will not be there to hold a terminal.
+    package var detached = true
+
+    package init(id: String, bundle: String, consoleSocket: String?, preserveFds: Int, detached: Bool = true) {
+        self.id = id
+        self.bundle = bundle
+        self.consoleSocket = consoleSocket
+        self.preserveFds = preserveFds
+        self.detached = detached
+    }
+
+    package func validated() throws -> ContainerPlan {
+        do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
+        let loaded: OCIBundle.Bundle
+        do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
+        guard let process = loaded.spec.process else { throw RuntimeError("config.json: process: required to run a container") }
+        if process.terminal == true {
+            guard consoleSocket != nil || !detached else {
+                throw RuntimeError("cannot allocate tty if runc will detach without setting console socket")
+            }
+        } else if consoleSocket != nil {
+            throw RuntimeError("cannot use console socket if runc will not detach or allocate tty")
+        }
+        guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
+        // The microVM's size from the limits and annotations: refused here when it cannot be.
+        return try ContainerPlan(bundle: loaded)
+    }
+}
+
+/// runc's pid file: decimal, no newline, written atomically.
+package func writePidFile(_ path: String, _ pid: pid_t) throws {
+    let temporary = path + ".sm-runc-tmp"
+    guard FileManager.default.createFile(atPath: temporary, contents: Data(String(pid).utf8)) else {
+        throw RuntimeError.system("open", temporary)
+    }
+    guard rename(temporary, path) == 0 else { throw RuntimeError.system("rename", temporary) }
+}
