@@ -81,8 +81,8 @@ struct BootBenchmark: ParsableCommand {
         let start = Date()
         var configuration = MachineConfiguration(kernelPath: kernel, initrd: initramfs.map { .bytes($0) })
         if let rootShare {
-            configuration.shares = [.init(tag: "sm-guest", hostPath: rootShare, readOnly: true)]
-            configuration.rootShare = ("sm-guest", "/sm-init")
+            configuration.shares = [.init(tag: GuestLayout.agentRootTag, hostPath: rootShare, readOnly: true)]
+            configuration.rootShare = (GuestLayout.agentRootTag, GuestLayout.agentPath)
         }
         configuration.memoryMiB = memory
         configuration.extraKernelParameters = parameters

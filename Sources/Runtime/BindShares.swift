@@ -1,6 +1,7 @@
 import Foundation
 import OCIBundle
 import VMM
+import AgentProtocol
 
 /// Bind mounts of host paths, as one extra virtio-fs share.
 ///
@@ -19,9 +20,24 @@ import VMM
 /// rmdir only: a recursive delete through a still-mounted entry would delete the
 /// host's files.
 package enum BindShares {
-    package static let tag = "binds"
-    package static let guestDirectory = "/run/sm-binds"
+    package static let tag = GuestLayout.bindsTag
+    package static let guestDirectory = GuestLayout.bindsDirectory
     package static let directoryName = "binds"
+
+    /// The bind mounts of a spec as `create` resolves them (kept in the plan): each
+    /// source absolute and present, in the slot it is staged in, and the spec's
+    /// mounts as the agent gets them (each bind's source `/run/sm-binds/<slot>`).
+    package struct Plan: Codable, Equatable, Sendable {
+        package struct Staged: Codable, Equatable, Sendable {
+            /// The host path, resolved against the bundle.
+            package var source: String
+            package var destination: String
+            package var options: [String]
+        }
+        /// Slot n is `staged[n]`.
+        package var staged: [Staged]
+        package var mounts: [Mount]
+    }
 
     package struct Prepared {
         /// The share to add to the machine (`share(hostPath:staged:)`). Always there, so
@@ -50,13 +66,12 @@ package enum BindShares {
 
     package static func directory(_ stateDirectory: String) -> String { stateDirectory + "/" + directoryName }
 
-    /// Stages every bind mount of `mounts` under `<stateDirectory>/binds` (a relative
-    /// source is relative to `bundle`, as the runtime spec says). On failure what was
-    /// done is undone and the error says which mount failed, in runc's words
-    /// ("mount /src to /dst: no such file or directory").
-    package static func prepare(mounts: [Mount], stateDirectory: String, bundle: String) throws -> Prepared {
+    /// The plan for the bind mounts of `mounts` (a relative source is relative to
+    /// `bundle`, as the runtime spec says): a missing source is an error in runc's
+    /// words ("mount /src to /dst: no such file or directory"), at create.
+    package static func plan(mounts: [Mount], bundle: String) throws -> Plan {
         var rewritten = mounts
-        var staged: [(index: Int, source: String, mount: Mount)] = []
+        var staged: [Plan.Staged] = []
         for (i, mount) in mounts.enumerated() where isBind(mount) {
             guard let source = mount.source, !source.isEmpty else {
                 throw RuntimeError("mount to \(mount.destination): a bind mount needs a source")
@@ -67,23 +82,30 @@ package enum BindShares {
                 throw RuntimeError("mount \(path) to \(mount.destination): \(errorText(errno))")
             }
             rewritten[i].source = guestDirectory + "/" + String(staged.count)
-            staged.append((staged.count, path, mount))
+            staged.append(.init(source: path, destination: mount.destination, options: mount.options ?? []))
         }
+        return Plan(staged: staged, mounts: rewritten)
+    }
+
+    /// Stages the plan's bind mounts under `<stateDirectory>/binds`. On failure what
+    /// was done is undone and the error says which mount failed, in runc's words.
+    package static func prepare(_ plan: Plan, stateDirectory: String) throws -> Prepared {
         let binds = directory(stateDirectory)
         guard mkdir(binds, 0o700) == 0 else {
             throw RuntimeError("mkdir \(binds): \(errorText(errno))")
         }
-        guard !staged.isEmpty else {
-            return Prepared(share: share(hostPath: binds, staged: 0), mounts: mounts)
+        guard !plan.staged.isEmpty else {
+            return Prepared(share: share(hostPath: binds, staged: 0), mounts: plan.mounts)
         }
         do {
             // A private mount of its own first, so that the binds made in it are
             // never propagated to a peer of the mount it lives on.
             try mountOrThrow(binds, binds, flags: UInt(MS_BIND), what: "mount \(binds) to \(binds)")
             try mountOrThrow(nil, binds, flags: UInt(MS_PRIVATE), what: "make \(binds) private")
-            for (index, source, mount) in staged {
+            for (index, bind) in plan.staged.enumerated() {
+                let source = bind.source
                 let entry = binds + "/" + String(index)
-                let what = "mount \(source) to \(mount.destination)"
+                let what = "mount \(source) to \(bind.destination)"
                 var st = stat()
                 guard stat(source, &st) == 0 else { throw RuntimeError("\(what): \(errorText(errno))") }
                 if st.st_mode & S_IFMT == S_IFDIR {
@@ -93,7 +115,7 @@ package enum BindShares {
                     guard fd >= 0 else { throw RuntimeError("\(what): create \(entry): \(errorText(errno))") }
                     close(fd)
                 }
-                let options = mount.options ?? []
+                let options = bind.options
                 let recursive = options.contains("rbind")
                 try mountOrThrow(source, entry, flags: UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0), what: what)
                 try mountOrThrow(nil, entry, flags: UInt(MS_PRIVATE | MS_REC), what: "\(what): make private")
@@ -116,7 +138,7 @@ package enum BindShares {
             release(stateDirectory: stateDirectory)
             throw error
         }
-        return Prepared(share: share(hostPath: binds, staged: staged.count), mounts: rewritten)
+        return Prepared(share: share(hostPath: binds, staged: plan.staged.count), mounts: plan.mounts)
     }
 
     /// Undoes `prepare`: detaches every mount under `<stateDirectory>/binds` and the

@@ -66,18 +66,18 @@ package final class ContainerHost: @unchecked Sendable {
         let began = ProcessInfo.processInfo.systemUptime
         let spec = plan.spec
         guard let process = spec.process else { throw RuntimeError("\(state.planPath): spec.process: required to run a container") }
-        guard let guestRoot = GuestArtifacts.guestRoot() else {
-            throw RuntimeError("guest root not found in \(GuestArtifacts.searchDirectories.joined(separator: ", ")): run scripts/build.sh")
-        }
-        let kernel = try GuestArtifacts.kernel()
-        // Bind mounts of host paths: staged under the state directory as host mounts,
-        // served to the guest as one more share (see `BindShares`). Undone if the rest
-        // of the set-up fails; otherwise when the guest ends or at delete.
-        let binds = try BindShares.prepare(mounts: spec.mounts ?? [], stateDirectory: state.path, bundle: plan.bundle)
+        guard let planned = plan.machine else { throw RuntimeError("\(state.planPath): machine: missing (made by an older create?)") }
+        let guestRoot = planned.guestRoot, kernel = planned.kernel
+        // Bind mounts of host paths, as create resolved them: staged under the state
+        // directory as host mounts, served to the guest as one more share (see
+        // `BindShares`). Undone if the rest of the set-up fails; otherwise when the
+        // guest ends or at delete.
+        let binds = try BindShares.prepare(plan.binds, stateDirectory: state.path)
         var prepared = false
         defer { if !prepared { BindShares.release(stateDirectory: state.path) } }
         // The fixed layout: a snapshot of it, when there is one, is restored below.
         reporter.debug("microVM size: \(plan.size)")
+        reporter.debug("kernel command line (for a boot): \(planned.commandLine)")
         var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: plan.size, rootfs: plan.rootfs,
                                                         binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil
@@ -108,7 +108,7 @@ package final class ContainerHost: @unchecked Sendable {
                                    devices: spec.linux?.devices))
         // Restored (RAM mapped from the snapshot file, state loaded) or built to boot,
         // here: before the VMM joins its cgroup and confines itself.
-        machine = try SnapshotCache.machine(configuration, agent: guestRoot + "/sm-init") { reporter.debug($0) }
+        machine = try SnapshotCache.machine(configuration, plan: planned) { reporter.debug($0) }
         session.mark("VMM set-up", at: began)
         session.mark(machine.restoreSeconds == nil ? "machine built" : "machine restored")
         try state.save(record)

@@ -33,7 +33,9 @@ package struct CreateRequest {
         }
         guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
         // The microVM's size from the limits and annotations: refused here when it cannot be.
-        return try ContainerPlan(bundle: loaded)
+        var plan = try ContainerPlan(bundle: loaded)
+        try plan.resolveMachine()
+        return plan
     }
 }
 

@@ -36,13 +36,13 @@ package enum SnapshotCache {
         configuration.shares = [
             // The agent's root: read-only, and its contents are part of the snapshot's
             // key, so the guest may cache its names for as long as it runs.
-            .init(tag: "sm-guest", hostPath: guestRoot, readOnly: true, cacheSeconds: 86_400),
+            .init(tag: GuestLayout.agentRootTag, hostPath: guestRoot, readOnly: true, cacheSeconds: 86_400),
             // Writable at the device: the agent makes mount points, then remounts the
             // root read-only when root.readonly says so (as runc does).
-            .init(tag: "rootfs", hostPath: rootfs, readOnly: false),
+            .init(tag: GuestLayout.rootfsTag, hostPath: rootfs, readOnly: false),
             binds,
         ]
-        configuration.rootShare = ("sm-guest", "/sm-init")
+        configuration.rootShare = (GuestLayout.agentRootTag, GuestLayout.agentPath)
         configuration.vsockSocketPath = vsock
         configuration.extraKernelParameters = AgentProtocol.kernelParameters
         return configuration
@@ -57,9 +57,24 @@ package enum SnapshotCache {
     }
 
     /// Where the snapshot for a configuration lives and what it must have been made with.
-    package struct Entry {
-        package var identity: SnapshotIdentity
+    /// Kept in a container's plan: decided at create, used by the VMM as it is.
+    package struct Entry: Codable, Equatable, Sendable {
         package var key: String
+        package var vmmVersion: String
+        /// SHA-256 of the guest kernel and of the agent, hex.
+        package var kernel: String
+        package var agent: String
+
+        package init(identity: SnapshotIdentity, key: String) {
+            self.key = key
+            vmmVersion = identity.vmmVersion
+            kernel = SnapshotCache.hex(identity.kernel)
+            agent = SnapshotCache.hex(identity.agent)
+        }
+
+        package var identity: SnapshotIdentity {
+            SnapshotIdentity(vmmVersion: vmmVersion, kernel: SnapshotCache.unhex(kernel) ?? [], agent: SnapshotCache.unhex(agent) ?? [])
+        }
         package var path: String { SnapshotCache.directory + "/" + key + ".snap" }
     }
 
@@ -76,16 +91,16 @@ package enum SnapshotCache {
     /// What `key` encodes, in what form: bumped whenever that changes, so that no
     /// snapshot is found under a key made by other rules. 2: share modes are not in
     /// the key (they are the file server's, set at restore), the device layout is.
-    /// 3: the host CPU is (`X86CPUID.hostIdentity`).
-    package static let keyFormat = 3
+    /// 3: the host CPU is (`X86CPUID.hostIdentity`). 4: the command line is the
+    /// machine's own (`MachineConfiguration.commandLine`, devices in their slots).
+    package static let keyFormat = 4
 
     /// The cache key of the snapshot `configuration` starts from, with the kernel and
     /// agent of these SHA-256 digests, on the host CPU of digest `cpu`: a hash of what
     /// the snapshot holds and nothing else. The kernel and agent; the CPU the guest
     /// booted on (its kernel patched itself for it); the vCPUs and RAM; the VMM version; the virtio
     /// devices slot by slot (kind and share tag, `deviceLayout`); the PIT; the kernel
-    /// command line as the machine makes it (with the layout in place of the device
-    /// parameters). Not the shares' host paths nor their read-only flags: those are the
+    /// command line the machine boots with (`MachineConfiguration.commandLine`). Not the shares' host paths nor their read-only flags: those are the
     /// host side of the file server, applied to the restored machine (a share the
     /// snapshotted guest has mounted is checked at restore: a handle open for writing
     /// on a share now read-only is refused). Nothing of a container: its binds share
@@ -94,7 +109,7 @@ package enum SnapshotCache {
     package static func key(for configuration: MachineConfiguration, kernel: [UInt8], agent: [UInt8], cpu: [UInt8]) throws -> String {
         let hostKind = configuration.hostKind ?? HostKind.detect()
         let layout = configuration.deviceLayout
-        let commandLine = try configuration.kernelParameters(hostKind: hostKind, devices: layout)
+        let commandLine = try configuration.commandLine(hostKind: hostKind)
         let material = [
             "key-format=\(keyFormat)", "kernel=" + hex(kernel), "agent=" + hex(agent), "cpu=" + hex(cpu), "vcpus=\(configuration.vcpuCount)",
             "memory=\(configuration.memoryMiB)", "vmm=\(vmmVersion)", "devices=" + layout.joined(separator: ","),
@@ -188,12 +203,11 @@ package enum SnapshotCache {
     /// is `off` or `restore`). Done here, in the command's own process, not in the VMM:
     /// the maker's guest and threads are gone before the container's VMM exists, which
     /// confines itself with every thread it has. A failure is logged and the VMM boots.
-    package static func makeOnFirstUse(size: GuestSize, log: @escaping @Sendable (String) -> Void) {
-        guard policy == .make, let guestRoot = GuestArtifacts.guestRoot(), let kernel = try? GuestArtifacts.kernel() else { return }
+    package static func makeOnFirstUse(_ plan: ContainerPlan, log: @escaping @Sendable (String) -> Void) {
+        guard policy == .make, let machine = plan.machine, let entry = machine.snapshot else { return }
         do {
             try prepareDirectory()
-            let configuration = template(kernel: kernel, guestRoot: guestRoot, size: size)
-            let entry = try self.entry(for: configuration, agent: guestRoot + "/sm-init")
+            let configuration = template(kernel: machine.kernel, guestRoot: machine.guestRoot, size: plan.size)
             guard access(entry.path, F_OK) != 0 else { return }
             if let made = try makeOnce(like: configuration, entry: entry, log: log) {
                 log("made snapshot \(entry.path) on first use: boot to the snapshot point \(formatFixed(made.bootSeconds, digits: 2)) s, " +
@@ -208,19 +222,17 @@ package enum SnapshotCache {
     /// a valid one, booted otherwise; `log` says which and why. A snapshot that fails
     /// its checks is set aside as `<key>.snap.refused` (the last one is kept for
     /// inspection) and this container boots; the next `create` makes a fresh one.
-    package static func machine(_ configuration: MachineConfiguration, agent: String, log: @escaping @Sendable (String) -> Void) throws -> Machine {
+    /// `plan` is the container's machine as `create` resolved it: its snapshot entry
+    /// (or why it has none) was decided there.
+    package static func machine(_ configuration: MachineConfiguration, plan: ContainerPlan.Machine,
+                                log: @escaping @Sendable (String) -> Void) throws -> Machine {
         let policy = self.policy
-        if policy == .off {
-            log("booted: no snapshot (SM_RUNC_SNAPSHOT=off)")
+        guard let entry = plan.snapshot else {
+            log("booted: no snapshot (\(plan.noSnapshot ?? "none planned"))")
             return try Machine(configuration)
         }
         guard access(directory, F_OK) == 0 else {
             log("booted: no snapshot (no \(directory); `sm-runc snapshot` makes one)")
-            return try Machine(configuration)
-        }
-        let entry: Entry
-        do { entry = try self.entry(for: configuration, agent: agent) } catch {
-            log("booted: no snapshot (\(error))")
             return try Machine(configuration)
         }
         let path = entry.path
@@ -291,7 +303,7 @@ package enum SnapshotCache {
             rmdir(work)
         }
         var maker = configuration
-        for (i, share) in maker.shares.enumerated() where share.tag == "rootfs" || share.tag == BindShares.tag {
+        for (i, share) in maker.shares.enumerated() where share.tag == GuestLayout.rootfsTag || share.tag == GuestLayout.bindsTag {
             let empty = work + "/" + share.tag
             guard mkdir(empty, 0o700) == 0 else { throw RuntimeError("mkdir \(empty): \(BindShares.errorText(errno))") }
             maker.shares[i].hostPath = empty
@@ -374,7 +386,7 @@ package enum SnapshotCache {
         return digest
     }
 
-    private static func unhex<S: StringProtocol>(_ text: S) -> [UInt8]? {
+    static func unhex<S: StringProtocol>(_ text: S) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count == 64 else { return nil }
         var bytes: [UInt8] = []

@@ -10,13 +10,13 @@ import Glibc
 /// the process with the spec's user, environment and working directory, relaying its
 /// stdio and exit over the channel.
 enum Container {
-    static let rootTag = "rootfs"
-    static let root = "/run/container"
+    static let rootTag = GuestLayout.rootfsTag
+    static let root = GuestLayout.containerRoot
 
     /// The host's bind mount sources, one share (see sm-runc's BindShares): bind
     /// sources under `bindsDirectory` come from it. Outside the container's root.
-    static let bindsTag = "binds"
-    static let bindsDirectory = "/run/sm-binds"
+    static let bindsTag = GuestLayout.bindsTag
+    static let bindsDirectory = GuestLayout.bindsDirectory
 
     /// Mounts the rootfs share and the spec's mounts inside it, then, as runc does,
     /// `linux.readonlyPaths`, `linux.maskedPaths` and last `root.readonly`.

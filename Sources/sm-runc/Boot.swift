@@ -43,8 +43,8 @@ struct Boot: ParsableCommand {
         var configuration = MachineConfiguration(kernelPath: try GuestArtifacts.kernel(kernel))
         configuration.shares = try share.map(Self.parseShare)
         if !initramfs, initrd == nil, let guestRoot = guestRoot ?? GuestArtifacts.guestRoot() {
-            configuration.shares.insert(.init(tag: "sm-guest", hostPath: guestRoot, readOnly: true), at: 0)
-            configuration.rootShare = ("sm-guest", "/sm-init")
+            configuration.shares.insert(.init(tag: GuestLayout.agentRootTag, hostPath: guestRoot, readOnly: true), at: 0)
+            configuration.rootShare = (GuestLayout.agentRootTag, GuestLayout.agentPath)
         } else if let initrd {
             configuration.initrd = .file(initrd)
         } else {

@@ -24,7 +24,7 @@ struct Create: ParsableCommand {
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
             try state.savePlan(plan)
-            SnapshotCache.makeOnFirstUse(size: plan.size) { [reporter = globals.reporter] in reporter.debug($0) }
+            SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
             let pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
                                            consoleSocket: plan.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }

@@ -37,7 +37,7 @@ struct Run: ParsableCommand {
             try? state.remove()
             throw error
         }
-        SnapshotCache.makeOnFirstUse(size: plan.size) { [reporter = globals.reporter] in reporter.debug($0) }
+        SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
         if ownTerminal { _ = cposix_make_raw(0) }
         defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
 

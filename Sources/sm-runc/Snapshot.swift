@@ -35,7 +35,7 @@ struct SnapshotCommand: ParsableCommand {
                                                    size: GuestSize(memoryMiB: memoryMib, vcpus: vcpus))
         let log: @Sendable (String) -> Void = { reporter.debug($0) }
         let began = Date()
-        let entry = try SnapshotCache.entry(for: configuration, agent: guestRoot + "/sm-init")
+        let entry = try SnapshotCache.entry(for: configuration, agent: guestRoot + GuestLayout.agentPath)
         if !force, access(entry.path, F_OK) == 0,
            (try? Snapshot.load(entry.path, expecting: entry.identity, vcpuCount: configuration.vcpuCount,
                                memorySize: UInt64(configuration.memoryMiB) << 20)) != nil {

@@ -1,6 +1,8 @@
 import Testing
 import Foundation
 import OCIBundle
+import AgentProtocol
+import VMM
 @testable import Runtime
 
 extension RuntimeTests {
@@ -29,12 +31,38 @@ extension RuntimeTests {
 
         /// podman's config for `run --rm -v` (mounts, capabilities, seccomp,
         /// annotations): the plan read back is the plan saved, size origins included.
+        /// A traced engine config with its placeholders (`<runroot>`, `<graphroot>`,
+        /// `<host-dir>`, `<id>`) pointed into `directory`, and every bind source made
+        /// there (a directory for the volume and shm, a file for the others).
+        static func engineConfig(_ fixture: String, in directory: String) throws -> [UInt8] {
+            var text = String(decoding: try readWholeFile(Self.fixtures + "/" + fixture), as: UTF8.self)
+            for (placeholder, path) in [("<runroot>", "/runroot"), ("<graphroot>", "/graphroot"), ("<host-dir>", "/host-dir"), ("<id>", "c1")] {
+                text = text.replacingOccurrences(of: placeholder, with: placeholder == "<id>" ? path : directory + path)
+            }
+            let config = try OCIJSON.decode(Spec.self, from: Array(text.utf8), file: fixture)
+            for mount in config.mounts ?? [] where BindShares.isBind(mount) {
+                let source = try #require(mount.source)
+                if source.hasSuffix("/shm") || source.hasSuffix("/host-dir") {
+                    try FileManager.default.createDirectory(atPath: source, withIntermediateDirectories: true)
+                } else {
+                    try FileManager.default.createDirectory(atPath: (source as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    FileManager.default.createFile(atPath: source, contents: Data("x\n".utf8))
+                }
+            }
+            return Array(text.utf8)
+        }
+
         @Test(arguments: ["podman-run-rm-volume.config.json", "podman-run-rm-t.config.json", "containerd-run-d.config.json"])
         func aPlanReadsBackAsSaved(_ fixture: String) throws {
             let directory = try TemporaryDirectory()
-            let bundle = try Self.bundle(directory.path + "/bundle", config: try readWholeFile(Self.fixtures + "/" + fixture))
+            let bundle = try Self.bundle(directory.path + "/bundle", config: try Self.engineConfig(fixture, in: directory.path))
             let plan = try ContainerPlan(bundle: bundle, hostCPUs: 8)
             #expect(plan.spec == bundle.spec && plan.bundle == bundle.path && plan.rootfs == bundle.rootfs)
+            // The binds, resolved once: each staged in its slot, the agent's mounts pointing there.
+            let binds = (bundle.spec.mounts ?? []).filter(BindShares.isBind)
+            #expect(plan.binds.staged.map(\.source) == binds.map { $0.source! })
+            #expect(plan.binds.mounts.filter(BindShares.isBind).map(\.source) ==
+                    binds.indices.map { GuestLayout.bindsDirectory + "/\($0)" })
             let state = try StateDirectory.create(root: directory.path + "/root", id: "c1")
             try state.savePlan(plan)
             let loaded = try state.loadPlan()
@@ -43,6 +71,35 @@ extension RuntimeTests {
             #expect((lstatus(state.planPath)?.st_mode ?? 0) & 0o777 == 0o600)
             try state.remove()
             #expect(lstatus(state.path) == nil)
+        }
+
+        /// A bind source that does not exist fails `create`, in runc's words, before
+        /// anything is made: the plan checks it once.
+        @Test func aMissingBindSourceRefusesThePlan() throws {
+            let directory = try TemporaryDirectory()
+            var config = try JSONSerialization.jsonObject(with: Data(try Self.minimalConfig())) as! [String: Any]
+            config["mounts"] = [["destination": "/data", "type": "bind", "source": "missing", "options": ["rbind"]]]
+            let bundle = try Self.bundle(directory.path, config: Array(try JSONSerialization.data(withJSONObject: config)))
+            #expect(errorText { _ = try ContainerPlan(bundle: bundle, hostCPUs: 8) }
+                    == "mount \(bundle.path)/missing to /data: no such file or directory")
+        }
+
+        /// The machine part of the plan (kernel, agent, command line, snapshot entry)
+        /// survives the state directory as decided, so the VMM hashes nothing again.
+        @Test func theMachinePartOfThePlanReadsBackAsSaved() throws {
+            let directory = try TemporaryDirectory()
+            let bundle = try Self.bundle(directory.path + "/bundle", config: try Self.minimalConfig())
+            var plan = try ContainerPlan(bundle: bundle, hostCPUs: 8)
+            let identity = SnapshotIdentity(vmmVersion: SnapshotCache.vmmVersion, kernel: Array(repeating: 1, count: 32),
+                                            agent: Array(repeating: 0xab, count: 32))
+            plan.machine = .init(kernel: "/k/vmlinux", guestRoot: "/g", commandLine: "console=hvc0 quiet",
+                                 snapshot: SnapshotCache.Entry(identity: identity, key: String(repeating: "e", count: 64)), noSnapshot: nil)
+            let state = try StateDirectory.create(root: directory.path + "/root", id: "c1")
+            defer { try? state.remove() }
+            try state.savePlan(plan)
+            let loaded = try state.loadPlan()
+            #expect(loaded == plan)
+            #expect(loaded.machine?.snapshot?.identity == identity)
         }
 
         @Test func thePlanHoldsTheSizeFromTheAnnotations() throws {

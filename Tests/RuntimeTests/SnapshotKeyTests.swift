@@ -34,7 +34,7 @@ extension RuntimeTests {
         /// by `BindShares` in `state`, released after) and that machine's snapshot key.
         static func key(of bundle: OCIBundle.Bundle, state: String) throws -> (key: String, binds: MachineConfiguration.Share) {
             try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
-            let binds = try BindShares.prepare(mounts: bundle.spec.mounts ?? [], stateDirectory: state, bundle: bundle.path)
+            let binds = try BindShares.prepare(try BindShares.plan(mounts: bundle.spec.mounts ?? [], bundle: bundle.path), stateDirectory: state)
             defer { BindShares.release(stateDirectory: state) }
             let configuration = SnapshotCache.configuration(kernel: "/kernel", guestRoot: "/guest", size: try GuestSize.of(bundle.spec, hostCPUs: 8),
                                                             rootfs: bundle.rootfs, binds: binds.share, vsock: state + "/vsock")

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import AgentProtocol
 
 /// Finds the guest kernel and agent. Engines call the runtime with almost no
 /// environment (podman's `kill` and `delete` get no PATH, no HOME), so defaults are
@@ -23,7 +24,7 @@ public enum GuestArtifacts {
     /// virtio-fs so the agent is paged in on demand rather than unpacked from an initramfs.
     public static func guestRoot() -> String? {
         if let value = getenv("SM_RUNC_GUEST_ROOT"), let path = String(validatingCString: value), !path.isEmpty { return path }
-        return searchDirectories.map { $0 + "/root" }.first { access($0 + "/sm-init", X_OK) == 0 }
+        return searchDirectories.map { $0 + "/root" }.first { access($0 + GuestLayout.agentPath, X_OK) == 0 }
     }
 
     /// System.map beside the kernel, when there is one (for guest profiles).

@@ -158,7 +158,10 @@ public final class Machine: @unchecked Sendable {
         guard attached == configuration.deviceLayout else {
             throw MachineError.invalidConfiguration("attached devices \(attached) are not the configuration's layout \(configuration.deviceLayout)")
         }
-        commandLine = try configuration.kernelParameters(hostKind: hostKind, devices: slots.kernelParameters).joined(separator: " ")
+        guard slots.kernelParameters == VirtioSlots.kernelParameters(count: attached.count) else {
+            throw MachineError.invalidConfiguration("virtio slots \(slots.kernelParameters) are not where the command line puts them")
+        }
+        commandLine = try configuration.commandLine(hostKind: hostKind).joined(separator: " ")
 
         let vm = self.vm
         vcpus = try (0..<configuration.vcpuCount).map { VCPURunner(try vm.createVCPU(index: UInt32($0))) }

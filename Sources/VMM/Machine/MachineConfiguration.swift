@@ -106,6 +106,13 @@ public struct MachineConfiguration: Sendable {
         return parameters + extraKernelParameters
     }
 
+    /// The command line a machine of this configuration boots with on `hostKind`: its
+    /// devices in their slots (`kernelParameters` is the one place it is built; a
+    /// container's plan records this, the snapshot cache keys by it).
+    public func commandLine(hostKind: HostKind) throws -> [String] {
+        try kernelParameters(hostKind: hostKind, devices: VirtioSlots.kernelParameters(count: deviceLayout.count))
+    }
+
     /// The guest kernel's `NR_CPUS` (guest/kernel.config).
     public static let maximumVCPUs = 8
 }

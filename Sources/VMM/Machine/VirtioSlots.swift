@@ -25,8 +25,7 @@ struct VirtioSlots {
             throw MachineError.invalidConfiguration("more than \(Self.capacity) virtio devices")
         }
         let slot = transports.count
-        let irq = Self.firstIRQ + UInt32(slot)
-        let base = X86Layout.mmioStart + UInt64(slot) * X86Layout.mmioDeviceSize
+        let (base, irq) = Self.place(slot)
         let irqEvent = try OwnedDescriptor.eventFD("\(name) irq")
         try vm.registerIRQFD(irqEvent, gsi: irq)
         let transport = VirtioMMIOTransport(
@@ -57,4 +56,15 @@ struct VirtioSlots {
 
     /// `virtio_mmio.device=` parameters declaring every attached device.
     var kernelParameters: [String] { transports.map(\.kernelParameter) }
+
+    /// Slot `slot`'s register block and IRQ: the one place they are decided.
+    static func place(_ slot: Int) -> (base: GuestAddress, irq: UInt32) {
+        (X86Layout.mmioStart + UInt64(slot) * X86Layout.mmioDeviceSize, firstIRQ + UInt32(slot))
+    }
+
+    /// The `virtio_mmio.device=` parameters of `count` devices in slots 0..<count, as
+    /// `kernelParameters` will be once they are attached.
+    static func kernelParameters(count: Int) -> [String] {
+        (0..<count).map { VirtioMMIOTransport.kernelParameter(base: place($0).base, irq: place($0).irq) }
+    }
 }

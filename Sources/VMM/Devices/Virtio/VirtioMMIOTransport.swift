@@ -53,7 +53,9 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
     public var queueCount: Int { device.queueSizes.count }
 
     /// `virtio_mmio.device=` kernel parameter declaring this device.
-    public var kernelParameter: String {
+    public var kernelParameter: String { Self.kernelParameter(base: base, irq: irq) }
+
+    static func kernelParameter(base: GuestAddress, irq: UInt32) -> String {
         "virtio_mmio.device=4K@0x\(String(base.rawValue, radix: 16)):\(irq)"
     }
 
