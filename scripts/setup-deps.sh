@@ -11,8 +11,9 @@ PKGS=(
   qemu-system-x86
   # busybox for test bundles and guest tools
   busybox-static
-  # the reference runtime for the differential conformance suite (conformance/)
-  runc python3
+  # the reference runtimes: runc for the differential conformance suite (conformance/),
+  # runc and crun for the benchmarks
+  runc crun python3
   # the engines that drive sm-runc in the tests (podman with conmon; containerd with
   # its runc v2 shim and ctr)
   podman conmon containerd

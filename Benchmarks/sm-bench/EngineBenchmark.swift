@@ -3,22 +3,25 @@ import Foundation
 import Synchronization
 import VMM
 
-/// `podman run --rm IMAGE true` with runc and with sm-runc as podman's runtime, and the
-/// same container started by each runtime directly (`runc run` / `sm-runc run` of one
-/// bundle, no engine), interleaved in one run, so the engine's own overhead is visible
-/// next to the microVM's. podman is private and registry-free (engines.md §8/§9, as in
+/// `podman run --rm IMAGE true` with runc, crun and sm-runc as podman's runtime, and
+/// the same container started by each runtime directly (`runc run` / `crun run` /
+/// `sm-runc run` of one bundle, no engine), interleaved in one run, so the engine's own
+/// overhead is visible next to the microVM's. podman+sm-runc runs through a wrapper
+/// that adds `--debug --log`, so each run's path (snapshot or boot) and the VMM's
+/// timeline are read from the runtime's own log. podman is private and registry-free (engines.md §8/§9, as in
 /// Tests/GuestBootTests/PodmanTests.swift): its own containers.conf and storage in a
 /// temporary directory, a busybox image made with `podman import`, no network setup.
 struct EngineBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "engine",
-        abstract: "Wall time of `podman run --rm IMAGE true` with runc vs sm-runc, and of `runc run` vs `sm-runc run` of the same bundle.")
+        abstract: "Wall time of `podman run --rm IMAGE true` with runc, crun and sm-runc, and of each runtime's own `run` of the same bundle.")
 
     @Option(help: "Timed runs of each of the four commands (interleaved; the order alternates each round).") var runs = 3
     @Option(help: "Image name, imported into the private store as localhost/<image>.") var image = "sm-bench-bb"
     @Option(help: "The sm-runc binary (default: sm-runc beside sm-bench, i.e. the release build scripts/bench.sh makes).")
     var smRunc: String?
     @Option(help: "The runc binary.") var runc = "/usr/bin/runc"
+    @Option(help: "The crun binary.") var crun = "/usr/bin/crun"
     @Option(help: "The podman binary.") var podman = "/usr/bin/podman"
     @Option(help: "A static busybox to build the image from.") var busybox = "/bin/busybox"
     @Option(help: "Deadline per command in seconds (the command is killed after it).") var deadline = 600.0
@@ -26,12 +29,14 @@ struct EngineBenchmark: ParsableCommand {
 
     /// One series: a command run `runs` times.
     enum Series: Int, CaseIterable {
-        case podmanRunc, podmanSMRunc, runcRun, smRuncRun
+        case podmanRunc, podmanCrun, podmanSMRunc, runcRun, crunRun, smRuncRun
         var label: String {
             switch self {
             case .podmanRunc: "podman+runc"
+            case .podmanCrun: "podman+crun"
             case .podmanSMRunc: "podman+sm-runc"
             case .runcRun: "runc run"
+            case .crunRun: "crun run"
             case .smRuncRun: "sm-runc run"
             }
         }
@@ -43,15 +48,16 @@ struct EngineBenchmark: ParsableCommand {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         let smRunc = try resolveSMRunc()
         let artifacts = try guestArtifacts(forBinary: smRunc)
-        for tool in [podman, runc, busybox] where access(tool, X_OK) != 0 {
-            throw Failure(description: "\(tool) is not executable (scripts/setup-deps.sh installs podman, conmon and runc)")
+        for tool in [podman, runc, crun, busybox] where access(tool, X_OK) != 0 {
+            throw Failure(description: "\(tool) is not executable (scripts/setup-deps.sh installs podman, conmon, runc and crun)")
         }
         let parent = directory ?? FileManager.default.temporaryDirectory.path
         let work = Work(path: parent + "/sm-bench-engine-\(getpid())", podman: podman)
         let interrupts = Interrupts.install()
         defer {
             // Clean up first: a second interrupt meanwhile is still caught (and ignored).
-            work.cleanUp(runtimes: [runc, smRunc], runtimeRoots: [(runc, work.runcRoot), (smRunc, work.smRuncRoot)])
+            work.cleanUp(runtimes: [runc, crun, smRunc],
+                         runtimeRoots: [(runc, work.runcRoot), (crun, work.crunRoot), (smRunc, work.smRuncRoot)])
             interrupts.cancel()
         }
         try work.prepare(busybox: busybox)
@@ -61,11 +67,13 @@ struct EngineBenchmark: ParsableCommand {
         let podmanVersion = firstLine(try work.execute([podman, "--version"]).stdout)
         let conmonVersion = access("/usr/bin/conmon", X_OK) == 0 ? firstLine(try work.execute(["/usr/bin/conmon", "--version"]).stdout) : "not found"
         let runcVersion = try work.execute([runc, "--version"]).stdout.split(separator: "\n").joined(separator: "; ")
+        let crunVersion = firstLine(try work.execute([crun, "--version"]).stdout)
         let smRuncVersion = try work.execute([smRunc, "--version"]).stdout.split(separator: "\n").joined(separator: "; ")
         let hostKind = HostKind.detect()
         print("sm-bench engine: \(runs) timed run(s) of each command, interleaved (round by round; the order alternates each round)")
         print("  podman   \(podman): \(podmanVersion); conmon: \(conmonVersion)")
         print("  runc     \(runc): \(runcVersion)")
+        print("  crun     \(crun): \(crunVersion)")
         print("  sm-runc  \(smRunc): \(smRuncVersion)")
         print("  guest    kernel \(artifacts.kernel)")
         print("           agent root \(artifacts.root)")
@@ -90,11 +98,17 @@ struct EngineBenchmark: ParsableCommand {
         print("           \(shellJoin([podman, "import", "--change", "ENV PATH=/bin", "--change", "CMD [\"/bin/sh\"]", work.tarball, reference]))")
         print("  bundle   \(work.bundle): `runc spec`, process.args [\"true\"], terminal false, root.path \(work.rootfs) (read-only)")
 
+        // podman+sm-runc through a wrapper that logs: each run's path and timeline.
+        let wrapper = try work.loggingWrapper(smRunc: smRunc)
+        print("  wrapper  \(wrapper): exec \(smRunc) --debug --log \(work.runtimeLog) \"$@\" (podman's runtime for podman+sm-runc)")
+
         // Direct runs get a fresh container id each (`n`: the round).
         let commands: [Series: (String) -> [String]] = [
             .podmanRunc: { _ in [podman, "--runtime", runc, "run", "--rm", reference, "true"] },
-            .podmanSMRunc: { _ in [podman, "--runtime", smRunc, "run", "--rm", reference, "true"] },
+            .podmanCrun: { _ in [podman, "--runtime", crun, "run", "--rm", reference, "true"] },
+            .podmanSMRunc: { _ in [podman, "--runtime", wrapper, "run", "--rm", reference, "true"] },
             .runcRun: { i in [runc, "--root", work.runcRoot, "run", "--bundle", work.bundle, "sm-bench-\(getpid())-runc-\(i)"] },
+            .crunRun: { i in [crun, "--root", work.crunRoot, "run", "--bundle", work.bundle, "sm-bench-\(getpid())-crun-\(i)"] },
             .smRuncRun: { i in [smRunc, "--root", work.smRuncRoot, "run", "--bundle", work.bundle, "sm-bench-\(getpid())-sm-runc-\(i)"] },
         ]
         print("")
@@ -119,11 +133,15 @@ struct EngineBenchmark: ParsableCommand {
         var results: [[Outcome?]] = Array(repeating: Array(repeating: nil, count: Series.allCases.count), count: runs)
         for round in 0..<runs {
             let order: [Series] = round % 2 == 0
-                ? [.podmanRunc, .podmanSMRunc, .runcRun, .smRuncRun]
-                : [.podmanSMRunc, .podmanRunc, .smRuncRun, .runcRun]
+                ? [.podmanRunc, .podmanCrun, .podmanSMRunc, .runcRun, .crunRun, .smRuncRun]
+                : [.podmanSMRunc, .podmanCrun, .podmanRunc, .smRuncRun, .crunRun, .runcRun]
             var cells: [String] = []
             for series in order {
-                let outcome = try work.execute(commands[series]!(String(round + 1)), deadline: deadline, interrupts: interrupts)
+                if series == .podmanSMRunc { unlink(work.runtimeLog) }
+                var outcome = try work.execute(commands[series]!(String(round + 1)), deadline: deadline, interrupts: interrupts)
+                if series == .podmanSMRunc {
+                    outcome.runtimeLog = (try? String(contentsOfFile: work.runtimeLog, encoding: .utf8)) ?? ""
+                }
                 try interrupts.check()
                 results[round][series.rawValue] = outcome
                 cells.append("\(series.label) \(describe(outcome))")
@@ -167,17 +185,22 @@ struct EngineBenchmark: ParsableCommand {
             line([label, "", ratio(x.min(), y.min()), ratio(median(x), median(y)), ratio(mean(x), mean(y))])
         }
         statsRow(.podmanRunc)
+        statsRow(.podmanCrun)
         statsRow(.podmanSMRunc)
         ratioRow("  ratio sm-runc / runc", .podmanSMRunc, .podmanRunc)
+        ratioRow("  ratio sm-runc / crun", .podmanSMRunc, .podmanCrun)
         statsRow(.runcRun)
+        statsRow(.crunRun)
         statsRow(.smRuncRun)
         ratioRow("  ratio sm-runc / runc", .smRuncRun, .runcRun)
+        ratioRow("  ratio sm-runc / crun", .smRuncRun, .crunRun)
         func overhead(_ engine: Series, _ direct: Series) -> String {
             guard let e = median(seconds(engine)), let d = median(seconds(direct)) else { return "-" }
             return (e >= d ? "+" : "") + formatFixed(e - d, digits: 3) + " s"
         }
         print("  engine overhead (podman run --rm minus the runtime's own run, medians): with runc \(overhead(.podmanRunc, .runcRun)),"
-              + " with sm-runc \(overhead(.podmanSMRunc, .smRuncRun))")
+              + " with crun \(overhead(.podmanCrun, .crunRun)), with sm-runc \(overhead(.podmanSMRunc, .smRuncRun))")
+        reportSnapshotShare(results.compactMap { $0[Series.podmanSMRunc.rawValue] }.filter(\.succeeded))
         print("  (the direct runs use `runc spec`'s config, not the one podman generates: other mounts and limits,")
         print("   so that difference is not purely the engine's; with sm-runc, microVM boots vary by seconds from run to run here)")
         let failures = results.flatMap { $0 }.compactMap { $0 }.filter { !$0.succeeded }.count
@@ -198,6 +221,41 @@ struct EngineBenchmark: ParsableCommand {
             print(cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined()
                 .trimmingCharacters(in: .whitespaces))
         }
+    }
+
+    /// podman+sm-runc, from the runtime's own --debug log of each run: which path the
+    /// container took (snapshot or boot) and how much of podman's wall time the VMM's
+    /// life and its restore were.
+    func reportSnapshotShare(_ outcomes: [Outcome]) {
+        print("")
+        print("podman+sm-runc, from the runtime's --debug log (the wrapper's):")
+        var restored = 0, booted = 0
+        var restoreShares: [Double] = [], vmmShares: [Double] = [], restoreMs: [Double] = [], vmmSeconds: [Double] = []
+        for outcome in outcomes {
+            let log = outcome.runtimeLog
+            if log.contains("started from snapshot") { restored += 1 } else if log.contains("booted:") { booted += 1 }
+            if let ms = Self.number(after: "(restore ", in: log) {
+                restoreMs.append(ms)
+                restoreShares.append(ms / 1000 / outcome.seconds)
+            }
+            if let total = Self.number(after: "(total ", in: log) {
+                vmmSeconds.append(total / 1000)
+                vmmShares.append(total / 1000 / outcome.seconds)
+            }
+        }
+        print("  path: \(restored) of \(outcomes.count) run(s) started from the snapshot, \(booted) booted")
+        func percent(_ x: Double?) -> String { x.map { formatFixed($0 * 100, digits: 1) + " %" } ?? "-" }
+        print("  the restore (KVM VM, RAM map, devices, vCPU state): median \(fixed(median(restoreMs).map { $0 / 1000 })) s, "
+              + "\(percent(median(restoreShares))) of podman's wall time")
+        print("  the VMM's whole container (set-up to guest end, the timeline's total): median \(fixed(median(vmmSeconds))) s, "
+              + "\(percent(median(vmmShares))) of podman's wall time (the rest: podman, conmon, the runtime's other calls)")
+    }
+
+    /// The number right after `marker` in `text` ("... (restore 9.54 ms)" -> 9.54).
+    static func number(after marker: String, in text: String) -> Double? {
+        guard let range = text.range(of: marker, options: .backwards) else { return nil }
+        let digits = text[range.upperBound...].prefix { $0.isNumber || $0 == "." }
+        return Double(digits)
     }
 
     func describe(_ outcome: Outcome) -> String {
@@ -254,6 +312,8 @@ struct Outcome {
     var stdout: String
     var stderr: String
     var timedOut = false
+    /// podman+sm-runc: the runtime's --debug log of the run.
+    var runtimeLog = ""
     var succeeded: Bool { status == 0 && !timedOut }
 }
 
@@ -344,6 +404,17 @@ struct Work {
     var bundle: String { path + "/bundle" }
     var runcRoot: String { path + "/runc-root" }
     var smRuncRoot: String { path + "/sm-runc-root" }
+    var crunRoot: String { path + "/crun-root" }
+    /// The --debug log of podman+sm-runc's runtime calls (`loggingWrapper`), one run at a time.
+    var runtimeLog: String { path + "/sm-runc-runtime.log" }
+
+    /// A runtime for podman that is sm-runc with `--debug --log runtimeLog` first.
+    func loggingWrapper(smRunc: String) throws -> String {
+        let wrapper = path + "/sm-runc-logged"
+        try "#!/bin/sh\nexec \(smRunc) --debug --log \(runtimeLog) \"$@\"\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        guard chmod(wrapper, 0o755) == 0 else { throw EngineBenchmark.Failure(description: "chmod \(wrapper): errno \(errno)") }
+        return wrapper
+    }
     var applets: Int { (try? FileManager.default.contentsOfDirectory(atPath: rootfs + "/bin").count - 1) ?? 0 }
 
     var environment: [String] {

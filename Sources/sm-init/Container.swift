@@ -308,11 +308,7 @@ enum Container {
             var master: Int32 = -1, slave: Int32 = -1
             guard cposix_open_pty_in(ptmx, &master, &slave) == 0 else { throw AgentError("open pty \(ptmx): \(String(cString: strerror(errno)))") }
             let input = dup(master)
-            let pid = fork()
-            guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
-            if pid == 0 {
-                child(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave), seccomp: seccomp)
-            }
+            let pid = try spawn(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave), seccomp: seccomp)
             close(slave)
             return Launched(pid: pid, stdin: input, outputs: [(master, .stdout)], terminal: master)
         }
@@ -320,12 +316,8 @@ enum Container {
         guard cguest_pipe(&stdinPipe) == 0, cguest_pipe(&stdoutPipe) == 0, cguest_pipe(&stderrPipe) == 0 else {
             throw AgentError("pipe: \(String(cString: strerror(errno)))")
         }
-        let pid = fork()
-        guard pid >= 0 else { throw AgentError("fork: \(String(cString: strerror(errno)))") }
-        if pid == 0 {
-            child(spec, executable: executable, args: args, environment: environment,
-                  stdio: .pipes(stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]), seccomp: seccomp)
-        }
+        let pid = try spawn(spec, executable: executable, args: args, environment: environment,
+                            stdio: .pipes(stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]), seccomp: seccomp)
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
         return Launched(pid: pid, stdin: stdinPipe[1], outputs: [(stdoutPipe[0], .stdout), (stderrPipe[0], .stderr)])
     }
@@ -336,73 +328,84 @@ enum Container {
         case terminal(Int32)
     }
 
-    /// In the child: enter the root, become the user, exec. Never returns.
-    static func child(_ spec: Spec.Process, executable: String, args: [String], environment: [String], stdio: Stdio,
-                      seccomp: [UInt8]?) -> Never {
-        cguest_reset_signals()
-        func fail(_ what: String, _ code: Int32) -> Never {
-            let message = Array("sm-init: \(what): \(String(cString: strerror(errno)))\n".utf8)
-            _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            _exit(code)
-        }
-        switch stdio {
-        case .pipes(let stdin, let stdout, let stderr):
-            dup2(stdin, 0); dup2(stdout, 1); dup2(stderr, 2)
-        case .terminal(let slave):
-            dup2(slave, 0); dup2(slave, 1); dup2(slave, 2)
-            guard setsid() >= 0, cposix_set_controlling_terminal(0) == 0 else { fail("set the controlling terminal", 1) }
-        }
-        if let adjust = spec.oomScoreAdj {
-            let text = Array("\(adjust)\n".utf8)
-            let fd = open("/proc/self/oom_score_adj", O_WRONLY)
-            guard fd >= 0, text.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == text.count else {
-                fail("write oom_score_adj \(adjust)", 1)
-            }
-            close(fd)
-        }
+    /// Starts the process (`cguest_spawn`, a vfork whose child only makes system
+    /// calls): everything the child needs is decided here, in the agent, and stays
+    /// alive until the child has exec'd or failed (vfork suspends us until then).
+    static func spawn(_ spec: Spec.Process, executable: String, args: [String], environment: [String], stdio: Stdio,
+                      seccomp: [UInt8]?) throws -> pid_t {
+        var limits: [(Int32, UInt64, UInt64)] = []
         for limit in spec.rlimits ?? [] {
-            guard let resource = limit.type.number else { fail("rlimit \(limit.type.rawValue): unknown", 1) }
-            guard cguest_setrlimit(resource, limit.soft, limit.hard) == 0 else { fail("setrlimit \(limit.type.rawValue)", 1) }
+            guard let resource = limit.type.number else { throw AgentError("rlimit \(limit.type.rawValue): unknown") }
+            limits.append((resource, limit.soft, limit.hard))
         }
-        guard chroot(root) == 0, chdir("/") == 0 else { fail("chroot \(root)", 1) }
-        guard chdir(spec.cwd.isEmpty ? "/" : spec.cwd) == 0 else { fail("chdir \(spec.cwd)", 1) }
-        if let mask = spec.user.umask { umask(mode_t(mask)) }
-        var groups = (spec.user.additionalGids ?? []).map { gid_t($0) }
-        // Capabilities as runc applies them: bounding set first (as root), keep the
-        // permitted set across the uid change, then the exact sets.
         let capabilities = spec.capabilities.map(CapabilityMasks.init)
-        let lastCapability = CapabilityMasks.lastCapability()
-        // The container's seccomp profile, as runc orders it: without no_new_privs it
-        // needs CAP_SYS_ADMIN, so it goes in now, while still root; with it, last.
-        func loadSeccomp() {
-            guard let seccomp else { return }
-            let rc = seccomp.withUnsafeBytes { cguest_load_seccomp($0.baseAddress, UInt($0.count)) }
-            if rc != 0 { fail("load the seccomp profile", 1) }
-        }
-        if spec.noNewPrivileges != true { loadSeccomp() }
-        if let capabilities {
-            guard cguest_drop_bounding(capabilities.bounding, lastCapability) == 0 else { fail("drop bounding capabilities", 1) }
-            guard cguest_keep_capabilities(1) == 0 else { fail("prctl PR_SET_KEEPCAPS", 1) }
-        }
-        guard setgroups(groups.count, &groups) == 0, setgid(spec.user.gid) == 0, setuid(spec.user.uid) == 0 else {
-            fail("set user \(spec.user.uid):\(spec.user.gid)", 1)
-        }
-        if let capabilities {
-            _ = cguest_keep_capabilities(0)
-            guard cguest_capset(capabilities.effective, capabilities.permitted, capabilities.inheritable) == 0 else {
-                fail("capset", 1)
+        let groups = (spec.user.additionalGids ?? []).map { UInt32($0) }
+        let cArgs = args.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup($0) } + [nil]
+        defer { (cArgs + cEnv).forEach { free($0) } }
+        let resources = limits.map(\.0), soft = limits.map { $0.1 }, hard = limits.map { $0.2 }
+        let oom = spec.oomScoreAdj.map { "\($0)\n" }
+        let program = seccomp ?? []
+        let cwdText = spec.cwd.isEmpty ? "/" : spec.cwd
+        let pid: pid_t = executable.withCString { path in
+          cwdText.withCString { cwd in
+            root.withCString { rootPath in
+                cArgs.withUnsafeBufferPointer { argv in
+                    cEnv.withUnsafeBufferPointer { envp in
+                        resources.withUnsafeBufferPointer { resources in
+                            soft.withUnsafeBufferPointer { soft in
+                                hard.withUnsafeBufferPointer { hard in
+                                    groups.withUnsafeBufferPointer { groups in
+                                        program.withUnsafeBytes { program in
+                                            withOptionalCString(oom) { oom in
+                                                var request = cguest_spawn_request()
+                                                request.path = path
+                                                request.argv = argv.baseAddress
+                                                request.envp = envp.baseAddress
+                                                switch stdio {
+                                                case .pipes(let stdin, let stdout, let stderr): request.stdio = (stdin, stdout, stderr)
+                                                case .terminal(let slave): request.stdio = (slave, slave, slave); request.terminal = 1
+                                                }
+                                                request.root = rootPath
+                                                request.cwd = cwd
+                                                request.umask = spec.user.umask.map { Int32(truncatingIfNeeded: $0) } ?? -1
+                                                request.oom_score_adj = oom
+                                                request.rlimit_count = Int32(resources.count)
+                                                request.rlimit_resources = resources.baseAddress
+                                                request.rlimit_soft = soft.baseAddress
+                                                request.rlimit_hard = hard.baseAddress
+                                                if let capabilities {
+                                                    request.has_capabilities = 1
+                                                    request.bounding = capabilities.bounding
+                                                    request.effective = capabilities.effective
+                                                    request.permitted = capabilities.permitted
+                                                    request.inheritable = capabilities.inheritable
+                                                    request.ambient = capabilities.ambient
+                                                    request.last_capability = CapabilityMasks.lastCapability()
+                                                }
+                                                request.group_count = Int32(groups.count)
+                                                request.groups = groups.baseAddress
+                                                request.uid = spec.user.uid
+                                                request.gid = spec.user.gid
+                                                request.no_new_privileges = spec.noNewPrivileges == true ? 1 : 0
+                                                if seccomp != nil {
+                                                    request.seccomp = program.baseAddress
+                                                    request.seccomp_bytes = UInt(program.count)
+                                                }
+                                                return cguest_spawn(&request)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
-            guard cguest_set_ambient(capabilities.ambient, lastCapability) == 0 else { fail("raise ambient capabilities", 1) }
+          }
         }
-        if spec.noNewPrivileges == true {
-            if cguest_set_no_new_privs() != 0 { fail("prctl PR_SET_NO_NEW_PRIVS", 1) }
-            loadSeccomp()
-        }
-        var cArgs = args.map { strdup($0) } + [nil]
-        var cEnv = environment.map { strdup($0) } + [nil]
-        execve(executable, &cArgs, &cEnv)
-        // As runc reports it: 127 when there is no such file, 126 when it cannot run.
-        fail("exec \(args[0])", errno == ENOENT ? 127 : 126)
+        guard pid > 0 else { throw AgentError("vfork: \(String(cString: strerror(errno)))") }
+        return pid
     }
 
     /// What runc checks at create: the program exists and can be executed, so that a
@@ -480,4 +483,10 @@ struct CapabilityMasks {
         guard n > 0 else { return 40 }
         return Int32(String(decoding: buffer[0..<n].prefix { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self)) ?? 40
     }
+}
+
+/// `body` with `text` as a C string, or NULL.
+func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
 }

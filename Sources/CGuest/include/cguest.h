@@ -141,4 +141,43 @@ static inline int cguest_read_kernel_log(char *buffer, int length) {
     return klogctl(3, buffer, length);
 }
 
+/// A container process to start (`cguest_spawn`): everything decided by the agent
+/// beforehand, so that the child only makes system calls.
+struct cguest_spawn_request {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    /// stdin, stdout, stderr (pipes), or all three the pty slave with `terminal`.
+    int stdio[3];
+    int terminal;
+    const char *root;
+    const char *cwd;
+    /// -1: keep the agent's.
+    int umask;
+    /// "N\n" for /proc/self/oom_score_adj, or NULL.
+    const char *oom_score_adj;
+    int rlimit_count;
+    const int *rlimit_resources;
+    const unsigned long long *rlimit_soft;
+    const unsigned long long *rlimit_hard;
+    int has_capabilities;
+    unsigned long long bounding, effective, permitted, inheritable, ambient;
+    int last_capability;
+    int group_count;
+    const unsigned int *groups;
+    unsigned int uid, gid;
+    int no_new_privileges;
+    const void *seccomp;
+    unsigned long seccomp_bytes;
+};
+
+/// Starts the process with vfork: the child shares the agent's memory until it
+/// execs, so no page table is copied and the agent takes no copy-on-write faults
+/// meanwhile (both are emulated guest kernel work on nested hosts, and sizeable for
+/// an agent whose pages are all mapped). The child enters the root, sets the limits,
+/// user and capabilities as runc orders them, and execs; on failure it writes
+/// `sm-init: <what>: <error>` to its stderr and exits 1 (126/127 for exec, as runc).
+/// Returns the pid, or -1 and errno.
+int cguest_spawn(const struct cguest_spawn_request *request);
+
 #endif

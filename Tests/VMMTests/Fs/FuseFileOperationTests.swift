@@ -30,6 +30,27 @@ extension FuseTests {
             #expect(share.lookupError("missing") == ENOENT)
         }
 
+        /// A missing name is a negative entry (node 0) the guest caches for the
+        /// share's timeout, and an open keeps the guest's page cache when the session
+        /// has FUSE_AUTO_INVAL_DATA (a changed file is still noticed), not without it.
+        @Test func aMissingNameIsACachedNegativeEntryAndOpensKeepThePageCache() throws {
+            let share = try FuseTestShare()
+            let negative = try #require(share.send(.lookup, node: 1, FuseArgs.build { $0.name("missing") }))
+            #expect(negative.error == 0 && negative.p64(0) == 0)
+            #expect(negative.p64(16) == share.server.timeout.seconds && share.server.timeout.seconds > 0)
+            try share.writeHost("f", "x")
+            let entry = try share.lookup("f")
+            let open = try #require(share.send(.open, node: entry.nodeid, FuseArgs.build { $0.u32(UInt32(O_RDONLY)); $0.u32(0) }))
+            #expect(open.error == 0 && open.u32(16 + 8) & FuseConstant.fopenKeepCache != 0)
+
+            let plain = try FuseTestShare(initialize: false)
+            #expect(plain.send(.initialize, initArgs(flags: 0))?.error == 0)
+            try plain.writeHost("f", "x")
+            let plainEntry = try plain.lookup("f")
+            let plainOpen = try #require(plain.send(.open, node: plainEntry.nodeid, FuseArgs.build { $0.u32(UInt32(O_RDONLY)); $0.u32(0) }))
+            #expect(plainOpen.error == 0 && plainOpen.u32(16 + 8) & FuseConstant.fopenKeepCache == 0)
+        }
+
         @Test func createWriteReadRenameUnlinkLandOnTheHost() throws {
             let share = try FuseTestShare()
             let (entry, fh) = try share.create("new.txt", mode: 0o640, uid: 1000, gid: 1001)

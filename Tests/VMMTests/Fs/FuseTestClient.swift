@@ -185,8 +185,12 @@ final class FuseTestShare {
         entry(try ok(.lookup, node: parent, FuseArgs.build { $0.name(name) }))
     }
 
+    /// The errno a LOOKUP gets; a negative entry (node 0, which the kernel caches for
+    /// its timeout) is ENOENT, as the kernel takes it.
     func lookupError(_ name: String, in parent: UInt64 = 1) -> Int32? {
-        send(.lookup, node: parent, FuseArgs.build { $0.name(name) })?.error
+        guard let reply = send(.lookup, node: parent, FuseArgs.build { $0.name(name) }) else { return nil }
+        if reply.error == 0 && reply.bytes.count >= 16 + 8 && reply.p64(0) == 0 { return ENOENT }
+        return reply.error
     }
 
     func getattr(_ node: UInt64) throws -> FuseTestAttr {

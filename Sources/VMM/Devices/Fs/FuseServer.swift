@@ -130,7 +130,13 @@ public final class FuseServer {
         case .destroy:
             reset()
         case .lookup(let name):
-            entry(try fs.lookup(parent: node, name: name), &reply)
+            do {
+                entry(try fs.lookup(parent: node, name: name), &reply)
+            } catch where error.errno == ENOENT {
+                // A negative entry (node 0) the guest may cache for the timeout: a PATH
+                // search repeated by the agent and then by the shell asks once.
+                reply.entry(nodeid: 0, stat(), timeout: timeout)
+            }
         case .forget(let count):
             fs.forget(node, count: count)
         case .batchForget(let entries):
