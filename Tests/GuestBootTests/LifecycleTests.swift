@@ -281,13 +281,13 @@ extension VMBootTests {
             try FileManager.default.moveItem(at: bundle.appendingPathComponent("rootfs.away"), to: bundle.appendingPathComponent("rootfs"))
 
             // A memory limit the microVM cannot live in (guest RAM + the VMM's own).
-            let small = try Run.makeBundle(args: ["true"], linux: ["resources": ["memory": ["limit": 64 << 20]]])
+            let small = try Run.makeBundle(args: ["true"], linux: ["resources": ["memory": ["limit": 40 << 20]]])
             defer { try? FileManager.default.removeItem(at: small) }
-            try expectError(["create", "-b", small.path, "x"], "linux.resources.memory.limit: 67108864 bytes is below what this microVM needs")
+            try expectError(["create", "-b", small.path, "x"], "linux.resources.memory.limit: 41943040 bytes is below what this microVM needs")
             // Guest sizes out of range, by annotation.
             let sizes: [([String: String], String)] = [
-                (["io.sm-runc.memory_mib": "lots"], "lots\\\" is not a number of MiB from 64 to"),
-                (["io.sm-runc.memory_mib": "16"], "16\\\" is not a number of MiB from 64 to"),
+                (["io.sm-runc.memory_mib": "lots"], "lots\\\" is not a number of MiB from 32 to"),
+                (["io.sm-runc.memory_mib": "16"], "16\\\" is not a number of MiB from 32 to"),
                 (["io.sm-runc.vcpus": "0"], "0\\\" is not a number of vCPUs (1 or more)"),
                 (["io.sm-runc.vcpus": "4096"], "annotation io.sm-runc.vcpus: 4096 vCPUs, this host gives a microVM at most"),
             ]
@@ -297,9 +297,9 @@ extension VMBootTests {
                 try expectError(["create", "-b", sized.path, "x"], text)
             }
             let tooBig = try Run.makeBundle(args: ["true"], linux: ["resources": ["memory": ["limit": 256 << 20]]],
-                                            annotations: ["io.sm-runc.memory_mib": "240"])
+                                            annotations: ["io.sm-runc.memory_mib": "250"])
             defer { try? FileManager.default.removeItem(at: tooBig) }
-            try expectError(["create", "-b", tooBig.path, "x"], "240 MiB of guest RAM + 32 MiB for the VMM exceed linux.resources.memory.limit")
+            try expectError(["create", "-b", tooBig.path, "x"], "250 MiB of guest RAM + 16 MiB for the VMM exceed linux.resources.memory.limit")
 
             // A kernel that cannot boot: create fails, the VMM is reaped, the state removed.
             let bogus = bundle.appendingPathComponent("bogus-vmlinux")

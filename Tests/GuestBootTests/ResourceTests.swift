@@ -24,7 +24,7 @@ extension VMBootTests {
                 rmdir("/sys/fs/cgroup\(parent)")
             }
             let limit = 128 << 20
-            // 1. The guest sees about the limit: 128 MiB minus the VMM's 32 MiB is 96 MiB of RAM.
+            // 1. The guest sees about the limit: 128 MiB minus the VMM's 16 MiB is 112 MiB of RAM.
             let sized = try Run.makeBundle(args: ["sh", "-c", "cat /proc/meminfo"],
                                            linux: ["cgroupsPath": parent + "/sized", "resources": ["memory": ["limit": limit]]])
             defer { try? FileManager.default.removeItem(at: sized) }
@@ -36,9 +36,9 @@ extension VMBootTests {
             let total = run.stdout.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
                 .flatMap { $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first }.flatMap { Int($0) }
             let kb = try #require(total, "meminfo:\n\(run.stdout)")
-            #expect(kb > 64 << 10 && kb <= 96 << 10, "MemTotal \(kb) kB for a 128 MiB limit")
-            #expect(logged.contains("96 MiB RAM"), "log:\n\(logged)")
-            #expect(logged.contains("microVM size: 96 MiB, 1 vCPU (memory: linux.resources.memory.limit minus 32 MiB for the VMM"), "log:\n\(logged)")
+            #expect(kb > 64 << 10 && kb <= 112 << 10, "MemTotal \(kb) kB for a 128 MiB limit")
+            #expect(logged.contains("112 MiB RAM"), "log:\n\(logged)")
+            #expect(logged.contains("microVM size: 112 MiB, 1 vCPU (memory: linux.resources.memory.limit minus 16 MiB for the VMM"), "log:\n\(logged)")
             print("a 128 MiB memory limit: guest MemTotal \(kb) kB")
 
             // 2. Past the limit: the guest's OOM killer ends the process (SIGKILL: 137 from

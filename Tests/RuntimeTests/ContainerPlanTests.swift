@@ -102,6 +102,22 @@ extension RuntimeTests {
             #expect(loaded.machine?.snapshot?.identity == identity)
         }
 
+        /// The smallest memory limit that works: 48 MiB (the validation suite's) gives a
+        /// 32 MiB guest and 16 MiB for the VMM; a megabyte less is refused, in words.
+        @Test func aFortyEightMiBLimitGivesTheSmallestGuestAndLessIsRefused() throws {
+            func size(limitMiB: Int64) throws -> GuestSize {
+                var config = try JSONSerialization.jsonObject(with: Data(try Self.minimalConfig())) as! [String: Any]
+                config["linux"] = ["resources": ["memory": ["limit": limitMiB << 20]]]
+                let directory = try TemporaryDirectory()
+                let bundle = try Self.bundle(directory.path, config: Array(try JSONSerialization.data(withJSONObject: config)))
+                return try ContainerPlan(bundle: bundle, hostCPUs: 8).size
+            }
+            #expect(try size(limitMiB: 48) == GuestSize(memoryMiB: 32, vcpus: 1))
+            #expect(try size(limitMiB: 128) == GuestSize(memoryMiB: 112, vcpus: 1))
+            #expect(errorText { _ = try size(limitMiB: 47) }
+                    == "linux.resources.memory.limit: \(47 << 20) bytes is below what this microVM needs (32 MiB of guest RAM + 16 MiB for the VMM)")
+        }
+
         @Test func thePlanHoldsTheSizeFromTheAnnotations() throws {
             let directory = try TemporaryDirectory()
             let bundle = try Self.bundle(directory.path, config: try Self.minimalConfig(

@@ -109,14 +109,14 @@ check "the VMM is confined: $confined of $threads threads Seccomp 2 + NoNewPrivs
 smr kill hw-exec KILL; wait_state hw-exec stopped 30
 smr delete -f hw-exec; check "kill KILL + delete of the exec container" $? "$(state_of hw-exec)"
 
-# 5. 2 vCPUs and a 256 MiB memory limit (podman --cpus 2 --memory 256m): 224 MiB of guest RAM.
+# 5. 2 vCPUs and a 256 MiB memory limit (podman --cpus 2 --memory 256m): 240 MiB of guest RAM.
 b=$work/size; bundle "$b" '["sh", "-c", "nproc; grep MemTotal /proc/meminfo; grep -c ^processor /proc/cpuinfo"]' "" \
   '{"memory": {"limit": 268435456}, "cpu": {"quota": 200000, "period": 100000}}'
 smr --debug --log "$(log_of size)" run -b "$b" hw-size < /dev/null > "$work/size.out" 2>&1; status=$?
 nproc=$(sed -n 1p "$work/size.out"); memkb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' "$work/size.out")
-[ "$status" -eq 0 ] && [ "$nproc" = 2 ] && [ -n "$memkb" ] && [ "$memkb" -gt 150000 ] && [ "$memkb" -le 229376 ] \
-  && grep -q "microVM size: 224 MiB, 2 vCPU" "$(log_of size)"
-check "2 vCPUs and a 256 MiB limit: nproc 2, MemTotal ${memkb:-?} kB of a 224 MiB guest" $? "exit $status: $(tr '\n' '|' < "$work/size.out")" \
+[ "$status" -eq 0 ] && [ "$nproc" = 2 ] && [ -n "$memkb" ] && [ "$memkb" -gt 150000 ] && [ "$memkb" -le 245760 ] \
+  && grep -q "microVM size: 240 MiB, 2 vCPU" "$(log_of size)"
+check "2 vCPUs and a 256 MiB limit: nproc 2, MemTotal ${memkb:-?} kB of a 240 MiB guest" $? "exit $status: $(tr '\n' '|' < "$work/size.out")" \
   "$(grep -m1 'microVM size' "$(log_of size)")" "log: $(tail_of "$(log_of size)")"
 
 # 6. Bind mounts of a host directory, read-write and read-only.
