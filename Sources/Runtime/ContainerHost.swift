@@ -144,9 +144,12 @@ package final class ContainerHost: @unchecked Sendable {
     /// prestart and createRuntime: on the host, once the VM exists (its memory,
     /// devices and state record) and before the guest runs, so before the VMM
     /// confines itself; then the agent makes the container and runs createContainer.
+    /// Their state says `created`, as the runtime-spec's lifecycle has it (these hooks
+    /// run after the create operation's environment exists; crun does the same; runc
+    /// says `creating`, which no engine we drive reads).
     package func runCreateHooks() throws {
         guard let hooks = record.hooks else { return }
-        let state = try OCIJSON.encodeCompact(StateDocument(record, status: .creating))
+        let state = try OCIJSON.encodeCompact(StateDocument(record, status: .created))
         try HookRunner.runAll(hooks.prestart, kind: "prestart", state: state)
         try HookRunner.runAll(hooks.createRuntime, kind: "createRuntime", state: state)
     }

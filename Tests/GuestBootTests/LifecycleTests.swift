@@ -431,6 +431,19 @@ extension VMBootTests.LifecycleTests {
         #expect(runtime["pid"] as? Int == Int(pid))
         #expect(runtime["bundle"] as? String == placeholder.path)
         #expect((runtime["annotations"] as? [String: String])?["org.example.hook"] == "yes")
+        // Each hook's status as the runtime-spec's lifecycle says: the create-time ones
+        // after the create operation (created), startContainer before the program runs
+        // (created), poststart after it (running), poststop at the end (stopped).
+        for (name, status) in [("prestart", "created"), ("createRuntime", "created"), ("poststart", "running")] {
+            let state = try #require(try JSONSerialization.jsonObject(
+                with: Data(contentsOf: placeholder.appendingPathComponent("\(name).json"))) as? [String: Any])
+            #expect(state["status"] as? String == status, "\(name): \(state)")
+        }
+        for name in ["createContainer", "startContainer"] {
+            let state = try #require(try JSONSerialization.jsonObject(
+                with: Data(contentsOf: placeholder.appendingPathComponent("rootfs/tmp/\(name).json"))) as? [String: Any])
+            #expect(state["status"] as? String == "created", "\(name): \(state)")
+        }
         let inGuest = try #require(try JSONSerialization.jsonObject(
             with: Data(contentsOf: placeholder.appendingPathComponent("rootfs/tmp/startContainer.json"))) as? [String: Any])
         #expect(inGuest["id"] as? String == "lc-hooks")
