@@ -41,11 +41,13 @@ struct VMMCommand: ParsableCommand {
             try host.runCreateHooks()
             // From here on the guest may run: drop what the VMM does not need.
             if host.confined {
-                try Privileges.restrict()
+                try host.enterJail(logPath: globals.log)
+                let kept = VMMCapabilities.kept(for: plan.spec.process)
+                try Privileges.restrict(keeping: kept.map(\.cap))
                 try SeccompFilter.install(SeccompPolicy.process, allThreads: true)
-                reporter.debug("VMM confined: no_new_privs, capabilities \(Privileges.fileServerCapabilities.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
+                reporter.debug("VMM confined: no_new_privs, capabilities \(kept.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
             } else {
-                reporter.warning("VMM seccomp filters and capability drop disabled (diagnosis only)")
+                reporter.warning("VMM jail, seccomp filters and capability drop disabled (diagnosis only)")
             }
             try host.bringUp()
         } catch {

@@ -18,7 +18,7 @@ final class ContainerHost: @unchecked Sendable {
     let state: StateDirectory
     let reporter: Reporter
     private let session: AgentSession
-    private let machine: Machine
+    let machine: Machine
     /// Left once the machine thread returned; waiting on it again returns at once.
     private let machineEnded = DispatchGroup()
     private let lock = NSLock()
