@@ -43,8 +43,10 @@ struct VMMCommand: ParsableCommand {
             if host.confined {
                 try host.enterJail(logPath: globals.log)
                 let kept = VMMCapabilities.kept(for: plan.spec.process)
+                host.machine.restrictShares(setID: VMMCapabilities.granted("CAP_FSETID", to: plan.spec.process),
+                                            devices: VMMCapabilities.granted("CAP_MKNOD", to: plan.spec.process))
                 try Privileges.restrict(keeping: kept.map(\.cap))
-                try SeccompFilter.install(SeccompPolicy.process, allThreads: true)
+                try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
                 reporter.debug("VMM confined: no_new_privs, capabilities \(kept.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
             } else {
                 reporter.warning("VMM jail, seccomp filters and capability drop disabled (diagnosis only)")

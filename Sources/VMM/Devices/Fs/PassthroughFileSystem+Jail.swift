@@ -45,6 +45,16 @@ extension Machine {
         fileSystems.map { ($0.rootPath, $0.readOnly) }
     }
 
+    /// What the guest may make on every share: set-ID files (`allowsSetID`) and
+    /// device nodes (`allowsDevices`), as the container's spec grants. Before the
+    /// machine runs.
+    public func restrictShares(setID: Bool, devices: Bool) {
+        for fileSystem in fileSystems {
+            fileSystem.allowsSetID = setID
+            fileSystem.allowsDevices = devices
+        }
+    }
+
     /// Reopens every share through the jail (`Jail.build` done, `Jail.pivot` not yet):
     /// see `PassthroughFileSystem.reroot`. Before the machine runs.
     public func moveShares(into jail: Jail) throws(SnapshotError) {
