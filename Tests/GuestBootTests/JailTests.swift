@@ -55,7 +55,9 @@ extension VMBootTests {
             defer { try? FileManager.default.removeItem(at: hostFile) }
             let bundle = try Run.makeBundle(
                 args: ["sh", "-c", "trap 'echo got TERM; exit 7' TERM; cat /data/f; echo started; while :; do read -t 1 x; done"],
-                mounts: [["destination": "/data/f", "type": "bind", "source": hostFile.path, "options": ["bind", "ro"]]])
+                mounts: [["destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]],
+                         ["destination": "/data/f", "type": "bind", "source": hostFile.path, "options": ["bind", "ro"]]],
+                applets: ["ls", "chmod", "mknod"])
             defer { try? FileManager.default.removeItem(at: bundle) }
             let root = bundle.appendingPathComponent("state")
             let out = bundle.appendingPathComponent("out"), err = bundle.appendingPathComponent("err")
@@ -94,15 +96,22 @@ extension VMBootTests {
             #expect(mounts.contains { $0.point == "/" && $0.options.hasPrefix("ro") })
             #expect(mounts.contains { $0.point == state + "/binds/0" && $0.options.hasPrefix("ro") }, "\(mounts)")
             #expect(!FileManager.default.fileExists(atPath: state + "/jail"), "the jail's staging directory is left on the host")
-            Lifecycle.expectConfined(pid)
+            // A tmpfs at /dev and no CAP_MKNOD or CAP_FSETID in the spec: the VMM keeps neither.
+            Lifecycle.expectConfined(pid, granted: [])
 
             // The control socket (made in the jail) and the vsock host sockets work.
             let start = try Lifecycle.smRunc(["start", "jail"], root: root)
             #expect(start.status == 0, "\(start.stderr)")
             #expect(Self.waitFor("started", in: out), "\(Self.read(out)) \(Self.read(err))")
             #expect(Self.read(out).hasPrefix("file bind\n"))
-            let exec = try Lifecycle.smRunc(["exec", "jail", "sh", "-c", "echo exec in the jail; ls /data"], root: root)
-            #expect(exec.status == 0 && exec.stdout == "exec in the jail\nf\n", "\(exec.stdout) \(exec.stderr)")
+            // The spec grants neither CAP_FSETID nor CAP_MKNOD: a setuid file and a device
+            // node (254:0, the host disk's numbers here) are refused.
+            let exec = try Lifecycle.smRunc(["exec", "jail", "sh", "-c", "echo exec in the jail; ls /data; echo x > /tmp/s; " +
+                                             "chmod 4755 /tmp/s || echo setuid refused; mknod /tmp/disk b 254 0 || echo device refused"], root: root)
+            #expect(exec.status == 0 && exec.stdout == "exec in the jail\nf\nsetuid refused\ndevice refused\n", "\(exec.stdout) \(exec.stderr)")
+            var made = stat()
+            #expect(lstat(bundle.path + "/rootfs/tmp/s", &made) == 0 && made.st_mode & (S_ISUID | S_ISGID) == 0)
+            #expect(lstat(bundle.path + "/rootfs/tmp/disk", &made) != 0, "a device node made by the guest is on the host")
             let kill = try Lifecycle.smRunc(["kill", "jail", "TERM"], root: root)
             #expect(kill.status == 0, "\(kill.stderr)")
             let status = try #require(Lifecycle.reap(pid))

@@ -68,6 +68,12 @@ extension ContainerHost {
 /// when the spec grants them to the container (its bounding set): without MKNOD the
 /// host kernel refuses the guest's device nodes (EPERM), without FSETID the file
 /// server refuses setuid/setgid files (`PassthroughFileSystem.allowsSetID`).
+///
+/// One exception, as runc: the runtime makes the spec's device nodes (/dev/null...)
+/// whatever the process's capabilities. With a tmpfs at /dev (runc's, podman's and
+/// containerd's specs) the agent makes them there, in the guest. Without one they
+/// land in the rootfs share: then the VMM keeps MKNOD, and the file server takes
+/// device nodes only until the container is created (`setUpMakesDevices`).
 enum VMMCapabilities {
     static let always: Set<String> = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"]
     static let onlyIfGranted: Set<String> = ["CAP_FSETID", "CAP_MKNOD"]
@@ -76,7 +82,18 @@ enum VMMCapabilities {
         (process?.capabilities?.bounding ?? []).contains { $0.rawValue == name }
     }
 
-    static func kept(for process: Spec.Process?) -> [(cap: cap_value_t, name: String, why: String)] {
-        Privileges.fileServerCapabilities.filter { always.contains($0.name) || granted($0.name, to: process) }
+    /// Whether the agent's set-up makes device nodes through the rootfs share: no
+    /// tmpfs mounted at /dev.
+    static func setUpMakesDevices(_ spec: Spec) -> Bool {
+        !(spec.mounts ?? []).contains { mount in
+            mount.destination.split(separator: "/").joined(separator: "/") == "dev" && mount.type == "tmpfs"
+        }
+    }
+
+    static func kept(for spec: Spec) -> [(cap: cap_value_t, name: String, why: String)] {
+        Privileges.fileServerCapabilities.filter {
+            always.contains($0.name) || granted($0.name, to: spec.process)
+                || ($0.name == "CAP_MKNOD" && setUpMakesDevices(spec))
+        }
     }
 }

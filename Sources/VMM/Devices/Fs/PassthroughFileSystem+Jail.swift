@@ -46,12 +46,12 @@ extension Machine {
     }
 
     /// What the guest may make on every share: set-ID files (`allowsSetID`) and
-    /// device nodes (`allowsDevices`), as the container's spec grants. Before the
-    /// machine runs.
-    public func restrictShares(setID: Bool, devices: Bool) {
+    /// device nodes (`allowsDevices`), as the container's spec grants; nil leaves one
+    /// as it is. Safe while the guest runs.
+    public func restrictShares(setID: Bool? = nil, devices: Bool? = nil) {
         for fileSystem in fileSystems {
-            fileSystem.allowsSetID = setID
-            fileSystem.allowsDevices = devices
+            if let setID { fileSystem.allowsSetID = setID }
+            if let devices { fileSystem.allowsDevices = devices }
         }
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Who made a request (from fuse_in_header): new files are owned by them.
 public struct FuseCaller: Sendable, Equatable {
@@ -41,10 +42,20 @@ public final class PassthroughFileSystem {
     /// directories: their S_ISGID only passes the group on). Off when the container's
     /// spec does not grant CAP_FSETID: then CREATE, MKNOD and SETATTR asking for them
     /// get EPERM, so no setuid file made by the guest appears in the host's directory.
-    public var allowsSetID = true
+    public var allowsSetID: Bool {
+        get { setIDAllowed.load(ordering: .relaxed) }
+        set { setIDAllowed.store(newValue, ordering: .relaxed) }
+    }
     /// Whether the guest may make device nodes. Off when the spec does not grant
     /// CAP_MKNOD (the VMM then lacks it too, and the host kernel would refuse as well).
-    public var allowsDevices = true
+    /// Both may change while the guest runs (the container's set-up may, its process
+    /// may not), hence atomics.
+    public var allowsDevices: Bool {
+        get { devicesAllowed.load(ordering: .relaxed) }
+        set { devicesAllowed.store(newValue, ordering: .relaxed) }
+    }
+    private let setIDAllowed = Atomic<Bool>(true)
+    private let devicesAllowed = Atomic<Bool>(true)
     var inodes: InodeTable
     var handles = HandleTable()
     /// The host fds the inodes and handles hold, against this share's cap and the
