@@ -82,6 +82,14 @@ public struct Jail: Sendable {
     /// the jail's tmpfs at `staging` and binds every entry and `/proc/self/fd` into it.
     public func build() throws(SystemCallError) {
         let planned = try Self.plan(entries)
+        // unshare(CLONE_NEWNS) moves only the calling thread (its nsproxy and root):
+        // a thread started before would keep the host's root.
+        let others = try Self.otherThreads()
+        guard others.isEmpty else {
+            throw SystemCallError(call: "jail", argument: "threads already running (\(others.joined(separator: ", "))) would keep the host's root",
+                                  errno: .init(rawValue: EBUSY))
+        }
+        if mkdir(staging, 0o700) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir", argument: staging, errno: .init(rawValue: errno)) }
         try check("unshare", "CLONE_NEWNS") { cposix_unshare_mount_namespace() }
         try mount(nil, "/", flags: MS_SLAVE | MS_REC, what: "make / a slave")
         try mount("sm-vmm-jail", staging, type: "tmpfs", flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, data: "mode=0755,size=64k,nr_inodes=1024")
@@ -99,6 +107,11 @@ public struct Jail: Sendable {
                 if fd >= 0 { close(fd) }
             }
             try mount(entry.path, target, flags: MS_BIND | (entry.recursive ? MS_REC : 0), what: "bind \(entry.path) to \(target)")
+        }
+        // The working directory, so that relative paths (--root, --log) still resolve;
+        // an empty directory unless it is (in) an entry.
+        if let workingDirectory, workingDirectory.hasPrefix("/"), workingDirectory != "/" {
+            try Self.makeDirectories(staged(workingDirectory))
         }
         // The file server and UnixSocket reopen descriptors by /proc/self/fd/N: our
         // own fd directory only (not /proc: no other process, no /proc/1/root).
@@ -137,6 +150,26 @@ public struct Jail: Sendable {
     }
 
     // MARK: - helpers
+
+    /// The names of this process's other threads, KVM's own workers (`kvm-*`, kernel
+    /// code that never resolves a path for us) excepted.
+    static func otherThreads() throws(SystemCallError) -> [String] {
+        let me = pid_t(cposix_gettid())
+        guard let directory = opendir("/proc/self/task") else {
+            throw SystemCallError(call: "opendir", argument: "/proc/self/task", errno: .init(rawValue: errno))
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let tid = pid_t(name), tid != me else { continue }
+            var comm = "?"
+            if let bytes = try? readToEnd("/proc/self/task/\(tid)/comm") { comm = String(decoding: bytes.prefix { $0 != 0x0a }, as: UTF8.self) }
+            if comm.hasPrefix("kvm-") { continue }
+            names.append("\(tid) \(comm)")
+        }
+        return names
+    }
 
     private func mount(_ source: String?, _ target: String, type: String? = nil, flags: Int, data: String? = nil,
                        what: String? = nil) throws(SystemCallError) {

@@ -38,7 +38,6 @@ extension ContainerHost {
             let fd = open(Self.absolute(logPath, cwd: cwd), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
             if fd >= 0 { close(fd) }
         }
-        guard mkdir(jail.staging, 0o700) == 0 || errno == EEXIST else { throw RuntimeError.system("mkdir", jail.staging) }
         do {
             try jail.build()
             try machine.moveShares(into: jail)
