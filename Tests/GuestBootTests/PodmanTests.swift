@@ -63,7 +63,7 @@ extension VMBootTests {
                 "HOME=/root",
                 "CONTAINERS_CONF=" + config.appendingPathComponent("containers.conf").path,
                 "CONTAINERS_STORAGE_CONF=" + config.appendingPathComponent("storage.conf").path,
-            ] + (ProcessInfo.processInfo.environment["SM_RUNC_CACHE"].map { ["SM_RUNC_CACHE=" + $0] } ?? [])
+            ]
             let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             let files = ["in", "out", "err"].map { work.appendingPathComponent("call-\(tag).\($0)").path }
             defer { files.forEach { unlink($0) } }
