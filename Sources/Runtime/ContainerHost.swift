@@ -18,7 +18,7 @@ package final class ContainerHost: @unchecked Sendable {
     package let state: StateDirectory
     package let reporter: Reporter
     private let session: AgentSession
-    private let machine: Machine
+    package let machine: Machine
     /// Left once the machine thread returned; waiting on it again returns at once.
     private let machineEnded = DispatchGroup()
     private let lock = NSLock()

@@ -72,4 +72,14 @@ int cposix_send_fds(int sock, const int *fds, int count, const void *data, unsig
 /// (0 at EOF, -1 on error) and stores the fds received in `fds`/`count`.
 long cposix_receive_fds(int sock, void *data, unsigned long length, int *fds, int *count);
 
+/// unshare(CLONE_NEWNS): a mount namespace of our own (the VMM's jail). Through
+/// syscall(2): Glibc's unshare needs _GNU_SOURCE.
+static inline int cposix_unshare_mount_namespace(void) { return (int)syscall(SYS_unshare, 0x00020000 /* CLONE_NEWNS */); }
+/// gettid(2): Glibc's wrapper needs _GNU_SOURCE.
+static inline int cposix_gettid(void) { return (int)syscall(SYS_gettid); }
+/// pivot_root(2) has no glibc wrapper.
+static inline int cposix_pivot_root(const char *new_root, const char *put_old) {
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
 #endif

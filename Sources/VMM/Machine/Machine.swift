@@ -31,6 +31,8 @@ public final class Machine: @unchecked Sendable {
     private let balloon: VirtioBalloon
     /// Every virtio transport, in slot order.
     private let transports: [VirtioMMIOTransport]
+    /// The virtio-fs devices' file servers, in slot order (moved into the jail).
+    let fileSystems: [PassthroughFileSystem]
     let snapshotReady: SnapshotReadyWatcher
     /// Wall seconds from the start of `init` to a restored machine ready to run
     /// (KVM VM, RAM mapped, devices, irqchip, clock and vCPU state); nil for a boot.
@@ -138,8 +140,10 @@ public final class Machine: @unchecked Sendable {
         if !configuration.shares.isEmpty {
             log("virtio-fs: the shares may hold \(descriptors.limit) host fds for the guest, each at most \(DescriptorAccount.shareLimit(of: descriptors))")
         }
+        var fileSystems: [PassthroughFileSystem] = []
         for share in configuration.shares {
             let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly, budget: descriptors)
+            fileSystems.append(fileSystem)
             let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem, timeout: FuseTimeout(seconds: share.cacheSeconds)))
             _ = try slots.attach(device, name: "virtio-fs \(share.tag)", bus: &mmio)
         }
@@ -151,6 +155,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.mmio = mmio
         self.pio = pio
+        self.fileSystems = fileSystems
         transports = slots.transports
 
         // What a snapshot is keyed by is what was attached.

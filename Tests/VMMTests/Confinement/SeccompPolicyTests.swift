@@ -87,4 +87,58 @@ import CSeccomp
             exit(0)
         }
     }
+    // MARK: - argument filters
+
+    /// Threads still start under the process list: clone3 fails with ENOSYS and
+    /// glibc's pthread_create falls back to clone with exactly the thread flags.
+    @Test func threadsStartUnderTheArgumentFilters() async {
+        await #expect(processExitsWith: .success) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            let thread = OSThread(name: "sm-clone-test") {}
+            try thread.start()
+            thread.join()
+            exit(0)
+        }
+    }
+
+    /// fork (clone with SIGCHLD and no CLONE_THREAD) ends the whole VMM.
+    @Test func aForkKillsTheProcess() async {
+        await #expect(processExitsWith: .signal(SIGSYS)) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            _ = fork()
+            exit(0)
+        }
+    }
+
+    /// kill only on the VMM itself (signal 0 probes without sending).
+    @Test func killOfAnotherProcessKillsTheProcess() async {
+        await #expect(processExitsWith: .success) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            guard kill(getpid(), 0) == 0 else { exit(3) }
+            exit(0)
+        }
+        await #expect(processExitsWith: .signal(SIGSYS)) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            _ = kill(1, 0)
+            exit(0)
+        }
+    }
+
+    /// Sockets of the unix family only.
+    @Test func anInternetSocketKillsTheProcess() async {
+        await #expect(processExitsWith: .signal(SIGSYS)) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            exit(0)
+        }
+    }
+
+    @Test func theCloneRulesSayWhatTheyAllow() throws {
+        let clone = try #require(SeccompPolicy.process.first { $0.name == "clone" }?.argument)
+        #expect(clone.index == 0 && clone.values == [0x3d0f00])
+        let clone3 = try #require(SeccompPolicy.process.first { $0.name == "clone3" })
+        #expect(clone3.errno == ENOSYS && clone3.argument == nil)
+        let kill = try #require(SeccompPolicy.process(pid: 4242).first { $0.name == "kill" }?.argument)
+        #expect(kill.index == 0 && kill.values == [4242])
+    }
 }
