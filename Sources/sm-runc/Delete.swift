@@ -37,6 +37,8 @@ struct Delete: ParsableCommand {
     /// Removes the state (unmounting bind staging first), then runs the poststop
     /// hooks; a hook's failure is a warning (runtime-spec).
     static func remove(_ container: ContainerLookup, reporter: Reporter) throws {
+        // The tap and redirects in the container's netns, if the engine has not removed it yet.
+        if let network = try? container.state.loadPlan().network { NetworkSetup.release(network) }
         try container.state.remove(reporter: reporter)
         if let hooks = container.record.hooks?.poststop {
             let state = try OCIJSON.encodeCompact(StateDocument(container.record, status: .stopped))

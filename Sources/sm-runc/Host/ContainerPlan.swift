@@ -14,6 +14,9 @@ struct ContainerPlan: Codable, Equatable {
     var spec: Spec
     /// The microVM's size from the spec's limits and annotations (`GuestSize.of`).
     var size: GuestSize
+    /// The container's network as found and wired at create (`NetworkSetup`); nil:
+    /// `lo` only.
+    var network: ContainerNetwork?
 
     /// The plan for a loaded (decoded and validated) bundle: sizes the microVM, which
     /// fails for limits or annotations it cannot live with.

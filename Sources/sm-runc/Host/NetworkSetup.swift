@@ -1,0 +1,182 @@
+import Foundation
+import AgentProtocol
+import OCIBundle
+
+/// What `create` found and made in the container's network namespace, kept in the
+/// plan: the VMM opens the tap there, the agent configures the guest's eth0 from
+/// `guest`, and `delete` undoes the wiring.
+struct ContainerNetwork: Codable, Equatable {
+    /// `linux.namespaces`' network path.
+    var netnsPath: String
+    /// The engine's interface (a veth end, usually `eth0`) whose traffic goes to the tap.
+    var hostInterface: String
+    /// The tap made next to it, wired to it both ways with tc mirred redirects.
+    var tap: String
+    /// The engine's interface's identity, for the guest.
+    var guest: GuestNetwork
+}
+
+/// The container's network, Kata's "tcfilter" model: in the netns the engine made
+/// (podman's CNI bridge, containerd's CNI), a tap next to the engine's veth, and on
+/// each of the two an ingress qdisc whose filter redirects every frame to the other
+/// (`u32 match u8 0 0 action mirred egress redirect`). The veth keeps its addresses,
+/// so the engine's port publishing (iptables DNAT to that address), firewall rules
+/// and teardown work unchanged; the guest's eth0 takes the veth's MAC, addresses,
+/// routes and MTU, so the frames it sends are the ones the netns would have sent.
+///
+/// Done with iproute2 (`ip`, `tc`) under `nsenter --net=<path>`, at create only,
+/// before anything is confined: a few commands per container, each error names the
+/// command and its output, and the same words an operator would type to inspect it.
+/// (The VMM never runs a program; it only opens the tap, `TapDevice.open`.)
+enum NetworkSetup {
+    /// The tap's name in the container's netns.
+    static let tapName = "smtap0"
+    /// Interface kinds wired (`ip -d link`'s `linkinfo.info_kind`; none for a plain
+    /// Ethernet device moved in).
+    static let supportedKinds: Set<String> = ["veth", "macvlan", ""]
+
+    /// The network for `spec`: nil for a new netns without a path (runc would make an
+    /// empty one: the guest gets `lo` only) or a netns with only `lo` (podman
+    /// `--network none`). No network entry means the host's network, which a microVM
+    /// cannot join: refused.
+    static func plan(for spec: Spec, debug: (String) -> Void) throws -> ContainerNetwork? {
+        guard let namespace = spec.linux?.namespaces?.first(where: { $0.type == .network }) else {
+            throw RuntimeError("linux.namespaces: no \"network\" namespace, so the container would share the host's network " +
+                               "(e.g. podman --network host); a microVM has its own kernel and cannot share the host's network stack: " +
+                               "give the container a network namespace (podman's default bridge, --network none, or a netns path)")
+        }
+        guard let path = namespace.path, !path.isEmpty else {
+            debug("network: a new network namespace without a path: the guest has lo only")
+            return nil
+        }
+        try checkIsNetworkNamespace(path)
+        let links = try json(path, ["ip", "-j", "-d", "link", "show"])
+        var candidates: [[String: Any]] = []
+        var stale = false
+        for link in links {
+            guard let name = link["ifname"] as? String, name != "lo" else { continue }
+            if name == tapName {
+                // Left by a create that failed half-way in this netns: made again below.
+                _ = try? run(path, ["ip", "link", "del", tapName])
+                stale = true
+                continue
+            }
+            candidates.append(link)
+        }
+        guard !candidates.isEmpty else {
+            debug("network: \(path) has lo only: the guest has lo only")
+            return nil
+        }
+        guard candidates.count == 1, let link = candidates.first, let name = link["ifname"] as? String else {
+            let names = candidates.compactMap { $0["ifname"] as? String }.joined(separator: ", ")
+            throw RuntimeError("network namespace \(path): interfaces \(names): sm-runc gives the microVM one network interface; more than one is not supported")
+        }
+        if stale { _ = try? run(path, ["tc", "qdisc", "del", "dev", name, "ingress"]) }
+        let kind = ((link["linkinfo"] as? [String: Any])?["info_kind"] as? String) ?? ""
+        guard supportedKinds.contains(kind), (link["link_type"] as? String) == "ether" else {
+            throw RuntimeError("network namespace \(path): interface \(name) is of type \(kind.isEmpty ? (link["link_type"] as? String ?? "?") : kind); " +
+                               "sm-runc wires veth, macvlan and Ethernet interfaces to the microVM")
+        }
+        guard let mac = link["address"] as? String, let mtu = link["mtu"] as? Int else {
+            throw RuntimeError("network namespace \(path): interface \(name): no MAC address or MTU")
+        }
+        var addresses: [String] = []
+        for entry in try json(path, ["ip", "-j", "addr", "show", "dev", name]) {
+            for info in entry["addr_info"] as? [[String: Any]] ?? [] {
+                guard let local = info["local"] as? String, let prefix = info["prefixlen"] as? Int else { continue }
+                if info["family"] as? String == "inet" {
+                    addresses.append("\(local)/\(prefix)")
+                } else if info["scope"] as? String != "link" {
+                    debug("network: \(name): IPv6 address \(local)/\(prefix) not given to the guest (its kernel has no IPv6)")
+                }
+            }
+        }
+        var routes: [GuestNetwork.Route] = []
+        for route in try json(path, ["ip", "-j", "-4", "route", "show", "dev", name]) {
+            guard let destination = route["dst"] as? String else { continue }
+            // The prefix routes of the addresses: the guest kernel makes its own.
+            if route["protocol"] as? String == "kernel" && route["scope"] as? String == "link" { continue }
+            routes.append(.init(destination: destination, gateway: route["gateway"] as? String))
+        }
+        let network = ContainerNetwork(netnsPath: path, hostInterface: name, tap: tapName,
+                                       guest: GuestNetwork(mac: mac, mtu: mtu, addresses: addresses, routes: routes))
+        debug("network: \(path): \(kind.isEmpty ? "ethernet" : kind) \(name) \(mac) mtu \(mtu) \(addresses.joined(separator: " ")); routes " +
+              routes.map { "\($0.destination)\($0.gateway.map { " via \($0)" } ?? "")" }.joined(separator: ", "))
+        return network
+    }
+
+    /// Makes the tap and the redirects. On failure, what was made is undone.
+    static func wire(_ network: ContainerNetwork) throws {
+        let path = network.netnsPath, veth = network.hostInterface, tap = network.tap
+        do {
+            try run(path, ["ip", "tuntap", "add", "dev", tap, "mode", "tap"])
+            try run(path, ["ip", "link", "set", "dev", tap, "mtu", String(network.guest.mtu), "up"])
+            for (from, to) in [(veth, tap), (tap, veth)] {
+                try run(path, ["tc", "qdisc", "add", "dev", from, "ingress"])
+                try run(path, ["tc", "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all",
+                               "u32", "match", "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", to])
+            }
+        } catch {
+            release(network)
+            throw error
+        }
+    }
+
+    /// Removes the tap (its qdisc and filter go with it) and the veth's ingress qdisc,
+    /// if the netns is still there (engines remove it at teardown, taking all of it).
+    static func release(_ network: ContainerNetwork) {
+        guard FileManager.default.fileExists(atPath: network.netnsPath) else { return }
+        _ = try? run(network.netnsPath, ["ip", "link", "del", "dev", network.tap])
+        _ = try? run(network.netnsPath, ["tc", "qdisc", "del", "dev", network.hostInterface, "ingress"])
+    }
+
+    /// NS_GET_NSTYPE on the path: it must be a network namespace (runc checks the
+    /// same before setns).
+    static func checkIsNetworkNamespace(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RuntimeError.system("open", path) }
+        defer { close(fd) }
+        let nsGetNSType: UInt = 0xb703                     // _IO(0xb7, 0x3)
+        let type = ioctl(fd, nsGetNSType)
+        guard type >= 0 else {
+            throw RuntimeError("linux.namespaces: network path \(path) is not a namespace (NS_GET_NSTYPE: \(String(cString: strerror(errno))))")
+        }
+        let cloneNewNet: Int32 = 0x4000_0000               // CLONE_NEWNET
+        guard type == cloneNewNet else {
+            throw RuntimeError("linux.namespaces: network path \(path) is not a network namespace (its type is 0x\(String(type, radix: 16)))")
+        }
+    }
+
+    // MARK: - running iproute2 in the netns
+
+    /// `nsenter --net=<netns> <arguments>`; its stdout, or an error naming the command
+    /// and what it printed.
+    @discardableResult
+    static func run(_ netns: String, _ arguments: [String]) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+        process.arguments = ["--net=\(netns)"] + arguments
+        process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { throw RuntimeError("network: nsenter \(arguments.joined(separator: " ")): \(error)") }
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw RuntimeError("network: `\(arguments.joined(separator: " "))` in \(netns): \(message.isEmpty ? "exit \(process.terminationStatus)" : message)")
+        }
+        return out
+    }
+
+    static func json(_ netns: String, _ arguments: [String]) throws -> [[String: Any]] {
+        let data = try run(netns, arguments)
+        guard let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
+            throw RuntimeError("network: `\(arguments.joined(separator: " "))` in \(netns): output is not a JSON list")
+        }
+        return list
+    }
+}
