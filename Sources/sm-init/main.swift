@@ -101,6 +101,7 @@ func serve(_ channel: Channel) {
         if let hostname = create.hostname { _ = sethostname(hostname, hostname.utf8.count) }
         let hookState = Array((create.state ?? "{}").utf8)
         do {
+            try GuestNetworkSetup.configure(create.network)
             try Container.prepare(create)
             try Container.checkExecutable(spec)
             try HookRunner.runAll(create.hooks?.createContainer, kind: "createContainer", state: hookState, root: Container.root)
