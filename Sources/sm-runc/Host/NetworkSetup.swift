@@ -134,7 +134,9 @@ enum NetworkSetup {
     /// same before setns).
     static func checkIsNetworkNamespace(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RuntimeError.system("open", path) }
+        guard fd >= 0 else {
+            throw RuntimeError("linux.namespaces: network path \(path): open: \(String(cString: strerror(errno)).lowercased())")
+        }
         defer { close(fd) }
         let nsGetNSType: UInt = 0xb703                     // _IO(0xb7, 0x3)
         let type = ioctl(fd, nsGetNSType)
