@@ -45,9 +45,14 @@ int ckvm_open_tap(const char *netns_path, const char *name, int *failed_step) {
     else {
         struct ifreq request;
         memset(&request, 0, sizeof request);
-        request.ifr_flags = IFF_TAP | IFF_NO_PI;
+        request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
         strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+        int header = 12;   // struct virtio_net_hdr_v1, as the guest's driver uses it
         if (ioctl(fd, TUNSETIFF, &request) != 0) { err = errno; *failed_step = 5; close(fd); fd = -1; }
+        else if (ioctl(fd, TUNSETVNETHDRSZ, &header) != 0) { err = errno; *failed_step = 7; close(fd); fd = -1; }
+        else if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) != 0) {
+            err = errno; *failed_step = 8; close(fd); fd = -1;
+        }
     }
     if (setns(saved, CLONE_NEWNET) != 0 && fd >= 0) {
         // This thread cannot go home: fail rather than leave it in the container's netns.

@@ -38,17 +38,20 @@ import Glibc
     var needsReset: Bool { transport.read(offset: 0x70, length: 4) & 0x40 != 0 }
 
     static let frame: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06] + Array(repeating: 0x5a, count: 46)
+    /// virtio_net_hdr_v1 as the tap gives it (IFF_VNET_HDR): no flags, GSO_NONE; bytes 10-11 (num_buffers) untouched.
+    static let tapHeader: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xee, 0xee]
 
-    @Test func offersVersion1AndNoIdentity() {
+    @Test func offersOffloadsAndNoIdentity() {
         #expect(transport.read(offset: 0x008, length: 4) == 1)       // device ID: network
         transport.write(offset: 0x14, length: 4, value: 0)
-        #expect(transport.read(offset: 0x010, length: 4) == 0)       // no MAC, no offloads, no status
+        // CSUM, GUEST_CSUM, GUEST_TSO4/6, HOST_TSO4/6; no MAC, no status, no MRG_RXBUF, no control queue.
+        #expect(transport.read(offset: 0x010, length: 4) == 0b1_1001_1000_0011)
         transport.write(offset: 0x14, length: 4, value: 1)
         #expect(transport.read(offset: 0x010, length: 4) == 1)       // VERSION_1
         #expect(transport.read(offset: 0x100, length: 4) == 0)       // no MAC in the config space
     }
 
-    @Test func aGuestFrameReachesTheTapWithoutItsHeader() throws {
+    @Test func aGuestFrameReachesTheTapWithItsHeader() throws {
         var tx = transmit
         transport.bringUpLikeLinux(queues: [receive, tx])
         try memory.write(bytes: [UInt8](repeating: 0, count: 12) + Self.frame, at: GuestAddress(0x10000))
@@ -57,7 +60,7 @@ import Glibc
         transport.queueNotified(1)
         var buffer = [UInt8](repeating: 0, count: 2048)
         let n = read(peer.rawValue, &buffer, buffer.count)
-        #expect(n == Self.frame.count && Array(buffer[0..<max(0, n)]) == Self.frame)
+        #expect(n == 12 + Self.frame.count && Array(buffer[0..<max(0, n)]) == [UInt8](repeating: 0, count: 12) + Self.frame)
         #expect(try tx.usedIndex() == 1)
         #expect(device.statistics.transmittedFrames == 1 && device.statistics.transmittedBytes == Self.frame.count)
     }
@@ -68,7 +71,8 @@ import Glibc
         try rx.setDescriptor(0, .init(address: 0x20000, length: 1526, flags: 2))
         try rx.publish(0)
         transport.queueNotified(0)
-        #expect(write(peer.rawValue, Self.frame, Self.frame.count) == Self.frame.count)
+        let packet = Self.tapHeader + Self.frame
+        #expect(write(peer.rawValue, packet, packet.count) == packet.count)
         transport.withDevice(VirtioNet.self) { device, queues throws(Virtqueue.QueueError) in try device.tapReadable(&queues) }
         #expect(try rx.usedIndex() == 1)
         #expect(try rx.usedElement(0).length == UInt32(12 + Self.frame.count))
@@ -77,7 +81,7 @@ import Glibc
         #expect(try memory.readBytes(at: GuestAddress(0x20000 + 12), count: Self.frame.count) == Self.frame)
         #expect(device.statistics.receivedFrames == 1)
         // No buffer left: the next frame waits in the tap.
-        #expect(write(peer.rawValue, Self.frame, Self.frame.count) == Self.frame.count)
+        #expect(write(peer.rawValue, packet, packet.count) == packet.count)
         transport.withDevice(VirtioNet.self) { device, queues throws(Virtqueue.QueueError) in try device.tapReadable(&queues) }
         #expect(try rx.usedIndex() == 1 && device.statistics.receivedFrames == 1)
     }
@@ -93,13 +97,17 @@ import Glibc
         transport.queueNotified(1)
         #expect(try tx.usedIndex() == 2)
         #expect(device.statistics.transmitDropped == 2 && device.statistics.transmittedFrames == 0)
-        // A receive buffer too small for the frame: cut, counted.
+        // A runt from the tap (no frame after the header): dropped, its buffer kept;
+        // then a receive buffer too small for the frame: cut, counted.
         try rx.setDescriptor(0, .init(address: 0x20000, length: 20, flags: 2))
         try rx.publish(0)
-        #expect(write(peer.rawValue, Self.frame, Self.frame.count) == Self.frame.count)
+        #expect(write(peer.rawValue, Self.tapHeader, 12) == 12)
+        let packet = Self.tapHeader + Self.frame
+        #expect(write(peer.rawValue, packet, packet.count) == packet.count)
         transport.withDevice(VirtioNet.self) { device, queues throws(Virtqueue.QueueError) in try device.tapReadable(&queues) }
+        #expect(try rx.usedIndex() == 1)
         #expect(try rx.usedElement(0).length == 20)
-        #expect(device.statistics.receiveErrors == 1)
+        #expect(device.statistics.receiveErrors == 2)
         #expect(!needsReset)
     }
 

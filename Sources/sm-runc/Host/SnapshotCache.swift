@@ -78,8 +78,9 @@ enum SnapshotCache {
     /// snapshot is found under a key made by other rules. 2: share modes are not in
     /// the key (they are the file server's, set at restore), the device layout is.
     /// 3: the host CPU is (`X86CPUID.hostIdentity`). 4: the layout has a virtio-net
-    /// device (always, without a tap in the snapshot).
-    static let keyFormat = 4
+    /// device (always, without a tap in the snapshot). 5: it offers checksum and TSO
+    /// offloads (the snapshotted driver negotiated them).
+    static let keyFormat = 5
 
     /// The cache key of the snapshot `configuration` starts from, with the kernel and
     /// agent of these SHA-256 digests, on the host CPU of digest `cpu`: a hash of what
