@@ -1,6 +1,7 @@
 import Foundation
 import AgentProtocol
 import OCIBundle
+import CPosix
 
 /// What `create` found and made in the container's network namespace, kept in the
 /// plan: the VMM opens the tap there, the agent configures the guest's eth0 from
@@ -152,24 +153,50 @@ enum NetworkSetup {
     // MARK: - running iproute2 in the netns
 
     /// `nsenter --net=<netns> <arguments>`; its stdout, or an error naming the command
-    /// and what it printed.
+    /// and what it printed. posix_spawn and waitpid, not Foundation's Process (which
+    /// needs a CFSocket wakeup pair some hosts cannot make: it hung in the hwkvm L1).
     @discardableResult
     static func run(_ netns: String, _ arguments: [String]) throws -> Data {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        process.arguments = ["--net=\(netns)"] + arguments
-        process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"]
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { throw RuntimeError("network: nsenter \(arguments.joined(separator: " ")): \(error)") }
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        guard cposix_pipe_cloexec(&outPipe) == 0 else { throw RuntimeError.system("pipe2", "nsenter output") }
+        guard cposix_pipe_cloexec(&errPipe) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            throw RuntimeError.system("pipe2", "nsenter errors")
+        }
+        defer { close(outPipe[0]); close(errPipe[0]) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        let argv = (["nsenter", "--net=\(netns)"] + arguments).map { strdup($0) } + [nil]
+        let environment: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+        let envp = environment.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/usr/bin/nsenter", &actions, nil, argv, envp)
+        close(outPipe[1]); close(errPipe[1])
+        guard rc == 0 else { throw RuntimeError.system("spawn", "/usr/bin/nsenter", errno: rc) }
+        func drain(_ fd: Int32) -> Data {
+            var data = Data()
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while data.count < 16 << 20 {
+                let n = read(fd, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                data.append(contentsOf: buffer[0..<n])
+            }
+            return data
+        }
+        // ip and tc print little on stderr: reading stdout first cannot block on it.
+        let out = drain(outPipe[0]), err = drain(errPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else {
             let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw RuntimeError("network: `\(arguments.joined(separator: " "))` in \(netns): \(message.isEmpty ? "exit \(process.terminationStatus)" : message)")
+            let how = status & 0x7f == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
+            throw RuntimeError("network: `\(arguments.joined(separator: " "))` in \(netns): \(message.isEmpty ? how : message)")
         }
         return out
     }
