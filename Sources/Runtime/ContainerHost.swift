@@ -81,6 +81,12 @@ package final class ContainerHost: @unchecked Sendable {
         var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: plan.size, rootfs: plan.rootfs,
                                                         binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil
+        if let network = plan.network {
+            // Opened here, before confinement (setns and TUNSETIFF need CAP_SYS_ADMIN, CAP_NET_ADMIN).
+            do { configuration.network = .init(tap: try TapDevice.open(name: network.tap, netnsPath: network.netnsPath)) } catch {
+                throw RuntimeError("network: \(error)")
+            }
+        }
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
         // Diagnosis (host side only): sample the guest's RIP every N ms and log where it ran.
@@ -105,7 +111,7 @@ package final class ContainerHost: @unchecked Sendable {
                                    readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
                                    state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self),
                                    seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile),
-                                   devices: spec.linux?.devices))
+                                   devices: spec.linux?.devices, network: plan.network?.guest))
         // Restored (RAM mapped from the snapshot file, state loaded) or built to boot,
         // here: before the VMM joins its cgroup and confines itself.
         machine = try SnapshotCache.machine(configuration, plan: planned) { reporter.debug($0) }

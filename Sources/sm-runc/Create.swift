@@ -20,15 +20,18 @@ struct Create: ParsableCommand {
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        let plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        var plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        plan.network = try NetworkSetup.plan(for: plan.spec) { [reporter = globals.reporter] in reporter.debug($0) }
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
+            if let network = plan.network { try NetworkSetup.wire(network) }
             try state.savePlan(plan)
             SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
             let pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
                                            consoleSocket: plan.spec.process?.terminal == true ? consoleSocket : nil)
             if let pidFile { try writePidFile(pidFile, pid) }
         } catch {
+            if let network = plan.network { NetworkSetup.release(network) }
             try? state.remove()
             throw error
         }

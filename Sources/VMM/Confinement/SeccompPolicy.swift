@@ -226,4 +226,30 @@ public enum SeccompPolicy {
     }.map { rule in
         rule.name == "ioctl" ? SyscallRule("ioctl", "none but the terminal size", argument: (1, otherIoctls)) : rule
     }
+
+    /// The network thread (`sm-net`): the virtio-net queues and the tap. It moves
+    /// frames between guest memory and the tap opened before confinement; it makes no
+    /// socket and opens nothing but the log file, and has no ioctl at all.
+    public static let network: [SyscallRule] = [
+        SyscallRule("read", "frames from the tap; queue notifications (eventfds)"),
+        SyscallRule("write", "frames to the tap; the interrupt eventfd; log lines"),
+        SyscallRule("epoll_wait", "the loop"),
+        SyscallRule("epoll_pwait", "the loop (glibc may use it)"),
+        SyscallRule("epoll_ctl", "watch the tap only while the guest has receive buffers"),
+        SyscallRule("openat", "the --log file, opened per line"),
+        SyscallRule("close", "the log file"),
+        SyscallRule("futex", "the transport lock, shared with the vCPUs"),
+        SyscallRule("sched_yield", "spin locks"),
+        SyscallRule("clock_gettime", "timestamps in log lines"),
+        SyscallRule("mmap", "the allocator"),
+        SyscallRule("munmap", "the allocator"),
+        SyscallRule("mprotect", "the allocator"),
+        SyscallRule("madvise", "the allocator; the thread's stack at exit"),
+        SyscallRule("brk", "the allocator"),
+        SyscallRule("rt_sigprocmask", "signal masks"),
+        SyscallRule("rt_sigreturn", "return from a signal handler"),
+        SyscallRule("gettid", "thread identity (locks)"),
+        SyscallRule("getpid", "thread identity"),
+        SyscallRule("exit", "the thread ends with the machine"),
+    ]
 }

@@ -6,7 +6,8 @@ import CSeccomp
 /// The VMM's seccomp lists: they compile, name real syscalls, stay narrow, and a
 /// thread that leaves its list takes the whole process down with SIGSYS.
 @Suite struct SeccompPolicyTests {
-    @Test(arguments: [("process", SeccompPolicy.process), ("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop)])
+    @Test(arguments: [("process", SeccompPolicy.process), ("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop),
+                      ("network", SeccompPolicy.network)])
     func everyRuleNamesARealSyscallAndSaysWhy(_ list: (String, [SyscallRule])) throws {
         for rule in list.1 {
             #expect(seccomp_syscall_resolve_name(rule.name) >= 0, "\(list.0): \(rule.name)")
@@ -18,7 +19,7 @@ import CSeccomp
     /// A thread's filter stacks on the process's: a narrow list that named a syscall
     /// the process list lacks, or allowed an argument value it does not, would say
     /// more than the thread can do.
-    @Test(arguments: [("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop)])
+    @Test(arguments: [("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop), ("network", SeccompPolicy.network)])
     func aNarrowListAllowsNothingTheProcessListDoesNot(_ list: (String, [SyscallRule])) throws {
         let process = Dictionary(uniqueKeysWithValues: SeccompPolicy.process.map { ($0.name, $0) })
         for rule in list.1 {
@@ -50,6 +51,17 @@ import CSeccomp
         }
         let ioctl = try #require(SeccompPolicy.eventLoop.first { $0.name == "ioctl" }?.argument)
         #expect(ioctl.index == 1 && ioctl.values == [UInt64(TIOCGWINSZ)])
+    }
+
+    /// The network thread moves frames between guest memory and a tap opened before
+    /// confinement: no socket of any kind, no ioctl, no thread, no signal to anyone.
+    @Test func theNetworkListMakesNoSocketsAndNoIoctls() {
+        let names = Set(SeccompPolicy.network.map(\.name))
+        for forbidden in ["socket", "socketpair", "connect", "bind", "sendto", "sendmsg", "recvfrom", "recvmsg", "ioctl",
+                          "clone", "clone3", "setns", "unshare", "tgkill", "kill", "execve", "prctl", "seccomp"] {
+            #expect(!names.contains(forbidden), "\(forbidden)")
+        }
+        #expect(SeccompPolicy.network.count < 25)
     }
 
     /// A vCPU-kind thread making a syscall the process allows but its own list does
