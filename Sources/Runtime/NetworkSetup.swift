@@ -131,23 +131,9 @@ package enum NetworkSetup {
         _ = try? run(network.netnsPath, ["tc", "qdisc", "del", "dev", network.hostInterface, "ingress"])
     }
 
-    /// NS_GET_NSTYPE on the path: it must be a network namespace (runc checks the
-    /// same before setns).
+    /// NS_GET_NSTYPE on the path: it must be a network namespace (`NamespacePaths`).
     package static func checkIsNetworkNamespace(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw RuntimeError("linux.namespaces: network path \(path): open: \(String(cString: strerror(errno)).lowercased())")
-        }
-        defer { close(fd) }
-        let nsGetNSType: UInt = 0xb703                     // _IO(0xb7, 0x3)
-        let type = ioctl(fd, nsGetNSType)
-        guard type >= 0 else {
-            throw RuntimeError("linux.namespaces: network path \(path) is not a namespace (NS_GET_NSTYPE: \(String(cString: strerror(errno))))")
-        }
-        let cloneNewNet: Int32 = 0x4000_0000               // CLONE_NEWNET
-        guard type == cloneNewNet else {
-            throw RuntimeError("linux.namespaces: network path \(path) is not a network namespace (its type is 0x\(String(type, radix: 16)))")
-        }
+        try NamespacePaths.check([Namespace(type: .network, path: path)])
     }
 
     // MARK: - running iproute2 in the netns

@@ -33,6 +33,9 @@ struct VMMCommand: ParsableCommand {
             // What create resolved: config.json is not read again.
             let state = StateDirectory(root: globals.root, id: id)
             let plan = try state.loadPlan()
+            // Before any thread of ours exists: the pid engines see in `state` is in the
+            // ipc, uts and network namespaces the spec names by path.
+            for joined in try NamespacePaths.join(plan.spec.linux?.namespaces ?? []) { reporter.debug("joined the \(joined) namespace") }
             host = try ContainerHost(id: id, plan: plan, state: state,
                                      reporter: reporter, confinementOff: globals.runtime.vmmConfinementOff, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))

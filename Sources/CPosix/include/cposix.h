@@ -52,6 +52,8 @@ int cposix_open_path_in_root(int dirfd, const char *path);
 /// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC): a directory to resolve from, without
 /// opening it for reading (which a FUSE file system answers with OPENDIR/RELEASEDIR).
 int cposix_open_directory_path(const char *path);
+/// setns(2) (glibc declares it only with _GNU_SOURCE): 0, or -1 and errno.
+int cposix_setns(int fd, int type);
 /// Puts a terminal in raw mode (cfmakeraw): no echo, no line editing, no signals.
 int cposix_make_raw(int fd);
 /// ioctl(fd, TIOCSCTTY, 0): makes the terminal the caller's controlling terminal.
