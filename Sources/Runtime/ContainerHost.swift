@@ -172,6 +172,11 @@ package final class ContainerHost: @unchecked Sendable {
                 let report = try machine.run()
                 session.mark("guest ended")
                 reporter.debug("guest end: \(report.exit)")
+                if let net = machine.networkStatistics, net.receivedFrames + net.transmittedFrames + net.transmitDropped + net.receiveErrors > 0 {
+                    reporter.debug("virtio-net: received \(net.receivedFrames) frames (\(net.receivedBytes) bytes), " +
+                                   "sent \(net.transmittedFrames) (\(net.transmittedBytes) bytes), " +
+                                   "\(net.receiveErrors) receive errors, \(net.transmitDropped) sent frames dropped")
+                }
                 // The VMM's own cost per container: its whole process (from exec: Swift
                 // runtime, set-up, restore, devices, event loop) less the guest's time
                 // in KVM_RUN (benchmarks read this line).

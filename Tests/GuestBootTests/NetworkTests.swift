@@ -61,6 +61,7 @@ extension VMBootTests {
 
         /// Bad input at create: refused with a clear error before anything is made.
         @Test func createRefusesTheHostNetworkAMissingPathAndOtherNamespaces() throws {
+            defer { try? FileManager.default.removeItem(at: Self.work) }
             let cases: [(String, [String: Any], String)] = [
                 ("host", ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]], "cannot share the host's network stack"),
                 ("missing", ["namespaces": [["type": "pid"], ["type": "uts"], ["type": "network", "path": "/run/netns/sm-runc-test-no-such-netns"]]],
@@ -94,6 +95,7 @@ extension VMBootTests {
         /// address and route, reaches the host end, and the tap and qdiscs are gone after.
         @Test func theGuestTakesTheVethsIdentityAndNothingIsLeftBehind() throws {
             try requireKVM()
+            defer { try? FileManager.default.removeItem(at: Self.work) }
             let netns = "sm-runc-test-veth", hostEnd = "smrt-veth0"
             try Self.makeNetns(netns, hostEnd: hostEnd)
             defer { _ = try? Self.ip(["netns", "del", netns]); _ = try? Self.ip(["link", "del", hostEnd]) }
