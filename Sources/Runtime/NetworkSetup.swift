@@ -57,6 +57,14 @@ package enum NetworkSetup {
         for link in links {
             guard let name = link["ifname"] as? String, name != "lo" else { continue }
             if name == tapName {
+                // A tap with carrier is held open: another container's VMM serves it.
+                // Several containers in one netns (a pod) cannot each take the engine's
+                // interface; refused, never taken from the one that has it.
+                if (link["flags"] as? [String] ?? []).contains("LOWER_UP") {
+                    throw RuntimeError("network namespace \(path) is already the network of another sm-runc container (its \(tapName) " +
+                                       "is in use): each microVM has its own kernel and takes the namespace's interface, so containers " +
+                                       "cannot share one network namespace (a pod); give each its own network")
+                }
                 // Left by a create that failed half-way in this netns: made again below.
                 _ = try? run(path, ["ip", "link", "del", tapName])
                 stale = true

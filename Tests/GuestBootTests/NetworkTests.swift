@@ -114,6 +114,22 @@ extension VMBootTests {
             #expect(stdout.contains(" 0% packet loss"), "\(stdout)")
             #expect(try !Self.links(in: netns).contains("smtap0"))
             #expect(try !Self.qdiscs(in: netns).contains("ingress"))
+
+            // A pod: a second container in a netns whose interface a running one has is
+            // refused with the reason, and the first keeps its network.
+            let root = bundle.appendingPathComponent("state")
+            let holder = try RunCommandTests.makeBundle(
+                args: ["sh", "-c", "sleep 600"],
+                linux: ["namespaces": [["type": "pid"], ["type": "network", "path": "/run/netns/\(netns)"], ["type": "mount"], ["type": "uts"]]])
+            defer { try? FileManager.default.removeItem(at: holder) }
+            let first = try Self.shell(RunCommandTests.smRunc, ["--root", root.path, "run", "-d", "-b", holder.path, "net-pod-1"])
+            #expect(first.status == 0, "\(first.stderr)")
+            defer { _ = try? Self.shell(RunCommandTests.smRunc, ["--root", root.path, "delete", "-f", "net-pod-1"]) }
+            let second = try Self.shell(RunCommandTests.smRunc, ["--root", root.path, "create", "-b", holder.path, "net-pod-2"])
+            #expect(second.status != 0 && second.stderr.contains("is already the network of another sm-runc container"), "\(second.stderr)")
+            #expect(try Self.links(in: netns).contains("smtap0"), "the first container's tap was taken")
+            _ = try Self.shell(RunCommandTests.smRunc, ["--root", root.path, "delete", "-f", "net-pod-1"])
+            #expect(try !Self.links(in: netns).contains("smtap0"))
         }
 
         // MARK: - podman
