@@ -11,9 +11,10 @@ a line without ": " (indented output) belongs to the case before it. A case is
   intended (reason)  listed in EXPECTED as an intended difference (compared, differs, passes),
   differs            anything else: the run fails.
 EXPECTED lines: "GROUP/name|n/a|reason" or "GROUP/name|intended|reason" (# comments);
-a name ending in "*" covers every case starting with it.
+a name with "*" is a pattern (fnmatch) over case names.
 The last line is "conformance: N passed, M failed" (N = same, n/a and intended).
 """
+import fnmatch
 import sys
 
 
@@ -54,7 +55,7 @@ def expected(path):
 
 def rule_for(key, rules):
     for name, kind, reason in rules:
-        if key == name or (name.endswith("*") and key.startswith(name[:-1])):
+        if key == name or fnmatch.fnmatchcase(key, name):
             return kind, reason
     return None
 

@@ -205,6 +205,7 @@ echo "dev entries: $(ls -A /dev | sort | tr "\n" " ")"
 echo "sysctl kernel.msgmax: $(cat /proc/sys/kernel/msgmax)"
 echo "sysctl fs.mqueue.msg_max: $(cat /proc/sys/fs/mqueue/msg_max)"
 echo "stdin is a tty: $([ -t 0 ] && echo yes || echo no)"
+echo "pids.max: $(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null | head -1)"
 '
 observe_args() { python3 -c 'import json,sys; print(json.dumps(["sh","-c",sys.argv[1]]))' "$observe_script"; }
 
@@ -235,12 +236,14 @@ c["linux"]["sysctl"] = {"kernel.msgmax": "4096", "fs.mqueue.msg_max": "9"}'
 case_observe_user() {
   make_bundle "$1" "$(observe_args)" '
 c["process"]["user"] = {"uid": 1000, "gid": 100, "umask": 23, "additionalGids": [5, 200]}
+c["linux"].setdefault("resources", {})["pids"] = {"limit": 100}
 c["process"]["noNewPrivileges"] = True
 c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("HOME=")]
 caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 c["process"]["capabilities"] = {"bounding": caps + ["CAP_SYS_ADMIN"], "effective": caps, "permitted": caps, "inheritable": caps, "ambient": ["CAP_KILL"]}
 c["root"]["readonly"] = True'
   echo "conf:x:1000:100:conf user:/home/conf:/bin/sh" >>"$1/rootfs/etc/passwd"
+  echo "confgroup:x:300:someone,conf" >>"$1/rootfs/etc/group"
   "$rt" --root "$root" run -b "$1" c-user >"$1/out" 2>"$1/err" </dev/null
   echo "run: rc=$?"
   cat "$1/out"
@@ -267,7 +270,8 @@ hostname sysctl without uts ns|c["linux"]["namespaces"] = [n for n in c["linux"]
 hostname without uts ns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "uts"]; c["hostname"] = "x"
 relative cwd|c["process"]["cwd"] = "tmp"
 terminal without console socket|c["process"]["terminal"] = True
-relative mount destination|c["mounts"].append({"destination": "rel", "type": "tmpfs", "source": "tmpfs"})'
+relative mount destination|c["mounts"].append({"destination": "rel", "type": "tmpfs", "source": "tmpfs"})
+seccomp listenerPath without a listener|c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/sm-runc-conformance-no-listener.sock", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}'
 
 case_refused() {
   local name edits
@@ -276,6 +280,16 @@ case_refused() {
     call "$name" create -b "$1" c-ref
     "$rt" --root "$root" delete --force c-ref >/dev/null 2>&1
   done <<<"$refused_configs"
+}
+
+# systemd socket activation: LISTEN_FDS for the runtime's own pid, fd 3 open.
+case_socket_activation() {
+  make_bundle "$1" '["sh","-c","echo LISTEN_PID=$LISTEN_PID LISTEN_FDS=$LISTEN_FDS; cat <&3"]'
+  echo "fd 3 content" >"$1/fd3"
+  sh -c 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"' sh "$rt" --root "$root" run -b "$1" c-listen >"$1/out" 2>"$1/err" 3<"$1/fd3" </dev/null
+  echo "run with LISTEN_FDS=1: rc=$?"
+  echo "stdout: $(cat "$1/out" | tr "\n" " ")"
+  "$rt" --root "$root" delete --force c-listen >/dev/null 2>&1
 }
 
 case_cwd_missing() {
@@ -349,7 +363,7 @@ PY
 
 # Intended differences and what does not apply to a VM: "group/observation|n/a or intended|reason".
 # Kept in conformance/expected.txt (one a line, the same reasons as README.md).
-cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused cwd_missing terminal_detached observe_root observe_user seccomp_errno hooks})
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation cwd_missing terminal_detached observe_root observe_user seccomp_errno hooks})
 for name in "${cases[@]}"; do
   for side in reference candidate; do
     rt=${!side}

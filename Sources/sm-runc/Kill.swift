@@ -20,6 +20,8 @@ struct Kill: ParsableCommand {
         guard container.status == .created || container.status == .running || container.status == .paused else {
             throw RuntimeError("container not running")
         }
+        // Signal 0 (as runc, kill(2)): the container exists and is not stopped; nothing is sent.
+        if number == 0 { return }
         if number == SIGKILL {
             try container.killVMM()
             return
