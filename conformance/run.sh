@@ -197,7 +197,7 @@ echo "LISTEN_PID LISTEN_FDS: ${LISTEN_PID-unset} ${LISTEN_FDS-unset}"
 for f in CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs Seccomp; do echo "status $f: $(grep "^$f:" /proc/self/status | cut -f2)"; done
 echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
 grep -E "^Max (open files|processes|core file size)" /proc/self/limits | sed "s/  */ /g; s/ *$//; s/^Max \([a-z ]*\) \([0-9a-z]*\) \([0-9a-z]*\).*/rlimit \1: \2 \3/"
-for m in / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /conf-tmpfs /conf-bind /conf-bind-ro /conf-link-target; do echo "mount $m: $(mi $m)"; done
+for m in / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /conf-tmpfs /conf-bind /conf-bind-ro /conf-link-target /conf-shared /conf-ro; do echo "mount $m: $(mi $m)"; done
 for p in /proc/kcore /proc/keys /proc/timer_list /proc/acpi /sys/firmware /proc/scsi; do if [ -d $p ]; then n=$(ls -A $p 2>/dev/null | wc -l); else n=$(head -c 1 $p 2>/dev/null | wc -c); fi; [ "$n" = 0 ] && echo "masked $p: hidden" || echo "masked $p: visible"; done
 for p in /proc/sys /proc/irq /proc/bus /proc/sysrq-trigger; do echo "readonly $p: $(mi $p)"; done
 for d in null zero full random urandom tty conf-dev; do echo "device /dev/$d: $(stat -c "%F %a %t:%T %u:%g" /dev/$d 2>&1)"; done
@@ -223,6 +223,8 @@ c["mounts"] += [
   {"destination": "/conf-bind", "type": "bind", "source": share, "options": ["rbind", "nosuid", "noexec", "nodev"]},
   {"destination": "/conf-bind-ro", "type": "bind", "source": share, "options": ["bind", "ro", "rprivate"]},
   {"destination": "/conf-link", "type": "tmpfs", "source": "tmpfs", "options": ["noexec"]},
+  {"destination": "/conf-shared", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]},
+  {"destination": "/conf-ro", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nodev"]},
 ]
 c["linux"]["devices"] = [{"path": "/dev/conf-dev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 0}]
 c["linux"]["sysctl"] = {"kernel.msgmax": "4096", "fs.mqueue.msg_max": "9"}'
@@ -308,6 +310,22 @@ case_terminal_detached() {
   "$rt" --root "$root" delete --force c-tty >/dev/null 2>&1
 }
 
+# process.terminal with --console-socket: the pty master goes to the caller (a
+# receiver like runc's recvtty), the process has it as its controlling terminal.
+case_terminal() {
+  make_bundle "$1" '["sh","-c","echo tty: $(tty); [ -t 0 ] && echo stdin: a tty; [ -t 1 ] && echo stdout: a tty; echo TERM: $TERM; echo size: $(stty size)"]' '
+c["process"]["terminal"] = True
+c["process"]["consoleSize"] = {"height": 30, "width": 100}'
+  python3 conformance/console-receiver.py "$1/console.sock" "$1/console.out" 120 & local receiver=$!
+  for _ in $(seq 1 50); do [ -S "$1/console.sock" ] && break; sleep 0.1; done
+  "$rt" --root "$root" run -d --console-socket "$1/console.sock" -b "$1" c-term >/dev/null 2>"$1/err" </dev/null
+  echo "run -d --console-socket: rc=$?"
+  wait $receiver; echo "master received: rc=$?"
+  tr -d '\r' <"$1/console.out" | sed 's/^/console /'
+  await_status c-term stopped
+  call delete delete c-term
+}
+
 # --- runtime.md: the lifecycle, operations on each state, and the state document -----
 
 case_states() {
@@ -363,7 +381,7 @@ PY
 
 # Intended differences and what does not apply to a VM: "group/observation|n/a or intended|reason".
 # Kept in conformance/expected.txt (one a line, the same reasons as README.md).
-cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation cwd_missing terminal_detached observe_root observe_user seccomp_errno hooks})
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation cwd_missing terminal_detached terminal observe_root observe_user seccomp_errno hooks})
 for name in "${cases[@]}"; do
   for side in reference candidate; do
     rt=${!side}
