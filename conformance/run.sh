@@ -352,12 +352,20 @@ PY
   call start start c-st
   await_output "$1/out" up
   call "kill 0 running" kill c-st 0
-  call "delete --force running" delete --force c-st
+  call "pause running" pause c-st
+  call "kill 0 paused" kill c-st 0
+  call "start paused" start c-st
+  call "delete --force paused" delete --force c-st
   call "state after delete --force" state c-st; matches "state after delete --force" "does not exist"
   "$rt" --root "$root" create -b "$1" c-st2 >/dev/null 2>&1 </dev/null
   echo "create: rc=$?"
   call "delete created" delete c-st2
   call "state after delete created" state c-st2; matches "state after delete created" "does not exist"
+  "$rt" --root "$root" run -d -b "$1" c-st3 >"$1/out3" 2>&1 </dev/null
+  echo "run -d: rc=$?"
+  await_output "$1/out3" up
+  call "delete --force running" delete --force c-st3
+  call "state after delete --force running" state c-st3; matches "state after delete --force running" "does not exist"
   call "create with an invalid id" create -b "$1" "bad/id"
 }
 
