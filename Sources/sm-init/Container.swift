@@ -370,6 +370,10 @@ enum Container {
             }
             var master: Int32 = -1, slave: Int32 = -1
             guard cposix_open_pty_in(ptmx, &master, &slave) == 0 else { throw AgentError("open pty \(ptmx): \(String(cString: strerror(errno)))") }
+            if let size = spec.consoleSize {
+                // process.consoleSize, as runc sets it on the pty before the process starts.
+                _ = cposix_set_window_size(master, UInt16(clamping: size.height), UInt16(clamping: size.width))
+            }
             let input = dup(master)
             let pid = try spawn(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave), seccomp: seccomp)
             close(slave)
