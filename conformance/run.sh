@@ -197,10 +197,11 @@ echo "LISTEN_PID LISTEN_FDS: ${LISTEN_PID-unset} ${LISTEN_FDS-unset}"
 for f in CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs Seccomp; do echo "status $f: $(grep "^$f:" /proc/self/status | cut -f2)"; done
 echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
 grep -E "^Max (open files|processes|core file size)" /proc/self/limits | sed "s/  */ /g; s/ *$//; s/^Max \([a-z ]*\) \([0-9a-z]*\) \([0-9a-z]*\).*/rlimit \1: \2 \3/"
-for m in / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /conf-tmpfs /conf-bind /conf-bind-ro /conf-link-target /conf-shared /conf-ro; do echo "mount $m: $(mi $m)"; done
+for m in / /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /conf-tmpfs /conf-bind /conf-bind-ro /conf-link-target /conf-shared /conf-ro /conf-file; do echo "mount $m: $(mi $m)"; done
 for p in /proc/kcore /proc/keys /proc/timer_list /proc/acpi /sys/firmware /proc/scsi; do if [ -d $p ]; then n=$(ls -A $p 2>/dev/null | wc -l); else n=$(head -c 1 $p 2>/dev/null | wc -c); fi; [ "$n" = 0 ] && echo "masked $p: hidden" || echo "masked $p: visible"; done
 for p in /proc/sys /proc/irq /proc/bus /proc/sysrq-trigger; do echo "readonly $p: $(mi $p)"; done
-for d in null zero full random urandom tty conf-dev; do echo "device /dev/$d: $(stat -c "%F %a %t:%T %u:%g" /dev/$d 2>&1)"; done
+echo "bound file: $(cat /conf-file 2>&1)"
+for d in null zero full random urandom tty conf-dev conf-sub/blk; do echo "device /dev/$d: $(stat -c "%F %a %t:%T %u:%g" /dev/$d 2>&1)"; done
 echo "dev entries: $(ls -A /dev | sort | tr "\n" " ")"
 echo "sysctl kernel.msgmax: $(cat /proc/sys/kernel/msgmax)"
 echo "sysctl fs.mqueue.msg_max: $(cat /proc/sys/fs/mqueue/msg_max)"
@@ -225,10 +226,12 @@ c["mounts"] += [
   {"destination": "/conf-link", "type": "tmpfs", "source": "tmpfs", "options": ["noexec"]},
   {"destination": "/conf-shared", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]},
   {"destination": "/conf-ro", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "nodev"]},
+  {"destination": "/conf-file", "type": "bind", "source": share + "-file", "options": ["bind", "ro", "nosuid"]},
 ]
-c["linux"]["devices"] = [{"path": "/dev/conf-dev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 0}]
+c["linux"]["devices"] = [{"path": "/dev/conf-dev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 0},
+                         {"path": "/dev/conf-sub/blk", "type": "b", "major": 7, "minor": 0, "fileMode": 0o640, "uid": 1000, "gid": 100}]
 c["linux"]["sysctl"] = {"kernel.msgmax": "4096", "fs.mqueue.msg_max": "9"}'
-  mkdir -p "$1/share"; ln -sfn /conf-link-target "$1/rootfs/conf-link"
+  mkdir -p "$1/share"; echo "a bound file" >"$1/share-file"; ln -sfn /conf-link-target "$1/rootfs/conf-link"
   "$rt" --root "$root" run -b "$1" c-obs >"$1/out" 2>"$1/err" </dev/null
   echo "run: rc=$?"
   cat "$1/out"
@@ -373,13 +376,30 @@ case_hooks() {
   make_bundle "$1" '["sh","-c","echo process"]' '
 log = path.rsplit("/", 1)[0] + "/hooks.log"
 hook = lambda n: {"path": "/bin/sh", "args": ["sh", "-c", "{ printf \"%s \" \"$0\"; cat; echo; } >> " + log, n]}
-c["hooks"] = {k: [hook(k)] for k in ["prestart", "createRuntime", "poststart", "poststop"]}'
+c["hooks"] = {k: [hook(k)] for k in ["prestart", "createRuntime", "poststart", "poststop"]}
+inside = lambda n: {"path": "/bin/sh", "args": ["sh", "-c", "{ printf \"%s \" \"$0\"; cat; echo; } >> /tmp/sm-runc-conformance-hooks.log", n]}
+c["hooks"]["createContainer"] = [inside("createContainer")]
+c["hooks"]["startContainer"] = [inside("startContainer")]'
   "$rt" --root "$root" run -b "$1" c-hook >"$1/out" 2>"$1/err" </dev/null
   echo "run: rc=$?"
   echo "stdout: $(cat "$1/out")"
-  python3 - "$1/hooks.log" "$1" <<'PY'
+  # createContainer and startContainer write to /tmp/sm-runc-conformance-hooks.log
+  # as they see it: the container's /tmp, or the host's (runc's createContainer runs
+  # before pivot_root).
+  python3 - "$1/hooks.log" "$1" "$1/rootfs/tmp/sm-runc-conformance-hooks.log" /tmp/sm-runc-conformance-hooks.log <<'PY'
 import json, sys, os
-for line in open(sys.argv[1]):
+lines = []
+for log, where in ((sys.argv[1], None), (sys.argv[3], "the container's /"), (sys.argv[4], "the host's /")):
+    try:
+        found = open(log).readlines()
+    except OSError:
+        continue
+    if where:
+        os.unlink(log)
+        for line in found:
+            print("hook %s location: sees %s" % (line.split(" ", 1)[0], where))
+    lines += found
+for line in lines:
     name, _, doc = line.strip().partition(" ")
     s = json.loads(doc)
     print("hook %s: status %s, id %s, pid given %s, bundle %s" % (name, s.get("status"), s.get("id"),
