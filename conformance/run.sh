@@ -265,6 +265,31 @@ c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["S
   echo "stderr: $(cat "$1/err")"
 }
 
+# `exec --process`: a second process with its own user, groups, cwd, env (no HOME),
+# capabilities, rlimits and noNewPrivileges, in a container of the default config.
+case_exec_observe() {
+  make_bundle "$1" '["sh","-c","trap \"exit 0\" TERM; echo up; while :; do sleep 0.2; done"]' 'c["hostname"] = "conf-exec"'
+  "$rt" --root "$root" run -d -b "$1" c-xobs >"$1/out" 2>&1 </dev/null
+  echo "run -d: rc=$?"
+  await_output "$1/out" up
+  python3 - "$1/process.json" "$observe_script" <<'PY'
+import json, sys
+caps = ["CAP_CHOWN", "CAP_KILL", "CAP_SETUID"]
+json.dump({"terminal": False, "user": {"uid": 1000, "gid": 100, "umask": 63, "additionalGids": [7]},
+           "args": ["sh", "-c", sys.argv[2]], "env": ["PATH=/bin:/usr/bin", "FOO=exec"], "cwd": "/tmp/exec-cwd",
+           "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "inheritable": [], "ambient": []},
+           "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}], "noNewPrivileges": True, "oomScoreAdj": 5},
+          open(sys.argv[1], "w"))
+PY
+  mkdir -p "$1/rootfs/tmp/exec-cwd"
+  echo "conf:x:1000:100:conf user:/home/conf:/bin/sh" >>"$1/rootfs/etc/passwd"
+  "$rt" --root "$root" exec --process "$1/process.json" c-xobs >"$1/eo" 2>"$1/ee" </dev/null
+  echo "exec --process: rc=$?"
+  grep -vE "^(mount|masked|readonly|device|dev entries|sysctl|bound file)" "$1/eo"
+  [ -s "$1/ee" ] && { echo "stderr:"; sed 's/^/  /' "$1/ee"; }
+  call "delete --force" delete --force c-xobs
+}
+
 # Configurations runc refuses at create: sm-runc must refuse them too, before a guest
 # boots. One "name|python edit" a line.
 refused_configs='net sysctl without netns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]; c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
@@ -409,7 +434,7 @@ PY
 
 # Intended differences and what does not apply to a VM: "group/observation|n/a or intended|reason".
 # Kept in conformance/expected.txt (one a line, the same reasons as README.md).
-cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation cwd_missing terminal_detached terminal observe_root observe_user seccomp_errno hooks})
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno hooks})
 for name in "${cases[@]}"; do
   for side in reference candidate; do
     rt=${!side}
