@@ -291,23 +291,25 @@ PY
 }
 
 # Configurations runc refuses at create: sm-runc must refuse them too, before a guest
-# boots. One "name|python edit" a line.
-refused_configs='net sysctl without netns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]; c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
-ipc sysctl without ipc ns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "ipc"]; c["linux"]["sysctl"] = {"kernel.msgmax": "4096"}
-mqueue sysctl without ipc ns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "ipc"]; c["linux"]["sysctl"] = {"fs.mqueue.msg_max": "9"}
-sysctl outside namespaces|c["linux"]["sysctl"] = {"vm.swappiness": "10"}
-hostname sysctl without uts ns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "uts"]; c["linux"]["sysctl"] = {"kernel.hostname": "x"}
-hostname without uts ns|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "uts"]; c["hostname"] = "x"
-relative cwd|c["process"]["cwd"] = "tmp"
-terminal without console socket|c["process"]["terminal"] = True
-relative mount destination|c["mounts"].append({"destination": "rel", "type": "tmpfs", "source": "tmpfs"})
-seccomp listenerPath without a listener|c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/sm-runc-conformance-no-listener.sock", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}'
+# boots, with the words both errors contain. One "name|words (or empty)|python edit" a line.
+refused_configs='net sysctl without netns|not allowed in host network namespace|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]; c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+ipc sysctl without ipc ns|is not allowed in the hosts ipc namespace|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "ipc"]; c["linux"]["sysctl"] = {"kernel.msgmax": "4096"}
+mqueue sysctl without ipc ns|is not allowed in the hosts ipc namespace|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "ipc"]; c["linux"]["sysctl"] = {"fs.mqueue.msg_max": "9"}
+sysctl outside namespaces|is not in a separate kernel namespace|c["linux"]["sysctl"] = {"vm.swappiness": "10"}
+net sysctl the kernel does not have|no such file or directory|c["linux"]["sysctl"] = {"net.no.such": "1"}
+hostname sysctl without uts ns||c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "uts"]; c["linux"]["sysctl"] = {"kernel.hostname": "x"}
+hostname without uts ns|unable to set hostname without a private UTS namespace|c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "uts"]; c["hostname"] = "x"
+relative cwd||c["process"]["cwd"] = "tmp"
+terminal without console socket|cannot allocate tty if runc will detach without setting console socket|c["process"]["terminal"] = True
+relative mount destination||c["mounts"].append({"destination": "rel", "type": "tmpfs", "source": "tmpfs"})
+seccomp listenerPath without a listener||c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/tmp/sm-runc-conformance-no-listener.sock", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}'
 
 case_refused() {
-  local name edits
-  while IFS='|' read -r name edits; do
+  local name words edits
+  while IFS='|' read -r name words edits; do
     rm -rf "$1"; make_bundle "$1" '["true"]' "$edits"
     call "$name" create -b "$1" c-ref
+    [ -n "$words" ] && matches "$name" "$words"
     "$rt" --root "$root" delete --force c-ref >/dev/null 2>&1
   done <<<"$refused_configs"
 }
@@ -320,6 +322,16 @@ case_socket_activation() {
   echo "run with LISTEN_FDS=1: rc=$?"
   echo "stdout: $(cat "$1/out" | tr "\n" " ")"
   "$rt" --root "$root" delete --force c-listen >/dev/null 2>&1
+}
+
+# --preserve-fds: runc passes the caller's fd 3... into the container.
+case_preserve_fds() {
+  make_bundle "$1" '["sh","-c","cat <&3"]'
+  echo "fd 3 content" >"$1/fd3"
+  "$rt" --root "$root" run --preserve-fds 1 -b "$1" c-pfd >"$1/out" 2>"$1/err" 3<"$1/fd3" </dev/null
+  echo "run --preserve-fds 1: rc=$?"
+  echo "stdout: $(cat "$1/out")"
+  "$rt" --root "$root" delete --force c-pfd >/dev/null 2>&1
 }
 
 case_cwd_missing() {
@@ -434,7 +446,7 @@ PY
 
 # Intended differences and what does not apply to a VM: "group/observation|n/a or intended|reason".
 # Kept in conformance/expected.txt (one a line, the same reasons as README.md).
-cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno hooks})
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation preserve_fds cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno hooks})
 for name in "${cases[@]}"; do
   for side in reference candidate; do
     rt=${!side}
