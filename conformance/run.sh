@@ -409,6 +409,29 @@ PY
   call "create with an invalid id" create -b "$1" "bad/id"
 }
 
+# A process that ends by itself: `kill 0` succeeds until it is gone, then fails with
+# runc's words (never another error while the container is on its way out); the state
+# of a stopped container; kill and delete after.
+case_exiting() {
+  make_bundle "$1" '["sh","-c","echo up; sleep 1"]'
+  "$rt" --root "$root" run -d -b "$1" c-exit >"$1/out" 2>&1 </dev/null
+  echo "run -d: rc=$?"
+  await_output "$1/out" up
+  local rc=0
+  for _ in $(seq 1 300); do
+    "$rt" --root "$root" kill c-exit 0 >/dev/null 2>"$work/call.err" </dev/null; rc=$?
+    [ $rc != 0 ] && break
+    sleep 0.1
+  done
+  echo "kill 0 once the process is gone: rc=$rc"; matches "kill 0 once the process is gone" "container not running"
+  await_status c-exit stopped
+  "$rt" --root "$root" state c-exit 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); print("stopped state: status %s, pid %s" % (s["status"], s.get("pid")))'
+  call "kill KILL stopped" kill c-exit KILL; matches "kill KILL stopped" "container not running"
+  call "kill --all stopped" kill --all c-exit KILL
+  call "pause stopped" pause c-exit
+  call delete delete c-exit
+}
+
 case_hooks() {
   make_bundle "$1" '["sh","-c","echo process"]' '
 log = path.rsplit("/", 1)[0] + "/hooks.log"
@@ -446,7 +469,7 @@ PY
 
 # Intended differences and what does not apply to a VM: "group/observation|n/a or intended|reason".
 # Kept in conformance/expected.txt (one a line, the same reasons as README.md).
-cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation preserve_fds cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno hooks})
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation preserve_fds cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno exiting hooks})
 for name in "${cases[@]}"; do
   for side in reference candidate; do
     rt=${!side}
