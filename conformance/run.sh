@@ -243,6 +243,7 @@ case_observe_user() {
 c["process"]["user"] = {"uid": 1000, "gid": 100, "umask": 23, "additionalGids": [5, 200]}
 c["linux"].setdefault("resources", {})["pids"] = {"limit": 100}
 c["process"]["noNewPrivileges"] = True
+c["linux"]["rootfsPropagation"] = "shared"
 c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("HOME=")]
 caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 c["process"]["capabilities"] = {"bounding": caps + ["CAP_SYS_ADMIN"], "effective": caps, "permitted": caps, "inheritable": caps, "ambient": ["CAP_KILL"]}
@@ -253,6 +254,26 @@ c["root"]["readonly"] = True'
   echo "run: rc=$?"
   cat "$1/out"
   [ -s "$1/err" ] && { echo "stderr:"; sed 's/^/  /' "$1/err"; }
+}
+
+# A seccomp profile whose default is an errno (defaultErrnoRet), with the syscalls the
+# shell needs allowed, and one whose action kills: the process dies by SIGSYS.
+case_seccomp_actions() {
+  make_bundle "$1" '["sh","-c","echo before; exec chroot / true"]' '
+c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+  "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_KILL"}]}'
+  "$rt" --root "$root" run -b "$1" c-seck >"$1/out" 2>/dev/null </dev/null
+  echo "SCMP_ACT_KILL: rc=$? stdout: $(cat "$1/out")"
+  rm -rf "$1"
+  make_bundle "$1" '["sh","-c","chroot / true; echo chroot: $?; mkfifo /tmp/f; echo mkfifo: $?"]' '
+c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "architectures": ["SCMP_ARCH_X86_64"],
+  "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+               {"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}
+allow = "read write openat open close fstat newfstatat stat lstat mmap munmap brk rt_sigaction rt_sigprocmask rt_sigreturn ioctl execve exit exit_group wait4 clone clone3 fork vfork getpid getppid getuid geteuid getgid getegid arch_prctl set_tid_address set_robust_list rseq prlimit64 getrandom mprotect fcntl dup2 dup3 pipe pipe2 access faccessat faccessat2 getcwd chdir uname readlink readlinkat statx lseek pread64 futex sigaltstack poll ppoll select pselect6 sched_getaffinity setpgid getpgrp getpgid setsid kill tgkill gettid madvise mremap newuname sysinfo fstatfs statfs capget capset prctl setgroups setuid setgid setresuid setresgid close_range umask sched_yield getdents64 nanosleep clock_nanosleep epoll_create1 epoll_ctl epoll_pwait epoll_wait sigaltstack mkdirat unlinkat fchdir openat2 write writev exit"
+c["linux"]["seccomp"]["syscalls"].insert(0, {"names": allow.split(), "action": "SCMP_ACT_ALLOW"})'
+  "$rt" --root "$root" run -b "$1" c-sece >"$1/out" 2>"$1/err" </dev/null
+  echo "SCMP_ACT_ERRNO default (38), chroot errno 1: rc=$? stdout: $(cat "$1/out")"
+  echo "stderr: $(cat "$1/err")"
 }
 
 case_seccomp_errno() {
@@ -469,7 +490,7 @@ PY
 
 # Intended differences and what does not apply to a VM: "group/observation|n/a or intended|reason".
 # Kept in conformance/expected.txt (one a line, the same reasons as README.md).
-cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation preserve_fds cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno exiting hooks})
+cases=(${CONFORMANCE_CASES:-run_exit_code lifecycle kill_created errors process exec_failure exec pause_ps_kill_all states refused socket_activation preserve_fds cwd_missing terminal_detached terminal observe_root observe_user exec_observe seccomp_errno seccomp_actions exiting hooks})
 for name in "${cases[@]}"; do
   for side in reference candidate; do
     rt=${!side}
