@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Differential conformance: the same lifecycle cases against runc (Debian's, the
-# reference) and sm-runc, outcome by outcome. Each case prints what a caller can
-# observe (exit codes, `state` status, the process's stdout/stderr, error text
-# engines match on); the two transcripts must be identical.
+# Differential conformance: the same cases against runc (Debian's, the reference) and
+# sm-runc. Each case group prints "name: value" lines, what a caller or the container
+# can observe (exit codes, `state`, stdout/stderr, error text engines match on, what
+# the process sees of its mounts, user, capabilities...); report.py prints one table
+# line per observation, same / differs / n/a (reason) / intended (reason), from
+# expected.txt, and ends with "conformance: N passed, M failed" (exit 1 if M > 0).
+# conformance/README.md says what each group covers and why each difference is meant.
 #
 # Usage: [CONFORMANCE_VERBOSE=1] [CONFORMANCE_CASES="exec ..."] conformance/run.sh [REFERENCE_RUNTIME [RUNTIME_UNDER_TEST]]
 #        (default: runc and .build/debug/sm-runc; root is needed by both)
