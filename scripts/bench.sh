@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (programs that print figures), built optimised in their own scratch
-# directory. Usage: scripts/bench.sh boot [--runs N] [--memory MiB] | fs [--runs N] | engine [--runs N]
+# directory. Usage: scripts/bench.sh boot [--runs N] [--memory MiB] | fs [--runs N] | engine [--runs N] | net [--megabytes N]
 #                   | start [--runs N] [--idle N] | memory [--containers N] [--boot] | hwkvm [--runs N]
 # `hwkvm` runs `boot` and `start` inside L1, a Linux whose /dev/kvm is KVM's AMD-V backend
 # (scripts/hwkvm/l1.sh): sm-runc's VMM against qemu microvm with -accel kvm, and the snapshot
@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 bin=$(bash scripts/build.sh)
 swift build -c release --scratch-path .build-release --product sm-bench >&2
-if [ "${1:-}" = engine ] || [ "${1:-}" = start ] || [ "${1:-}" = memory ] || [ "${1:-}" = hwkvm ]; then
-  # `engine`, `start` and `memory` run the release sm-runc with almost no environment (podman
+if [ "${1:-}" = engine ] || [ "${1:-}" = start ] || [ "${1:-}" = memory ] || [ "${1:-}" = net ] || [ "${1:-}" = hwkvm ]; then
+  # `engine`, `start`, `memory` and `net` run the release sm-runc with almost no environment (podman
   # passes no SM_RUNC_*): it finds its guest in sm-runc-guest/ beside itself.
   swift build -c release --scratch-path .build-release --product sm-runc >&2
   release=$(swift build -c release --scratch-path .build-release --show-bin-path)

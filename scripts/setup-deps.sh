@@ -17,6 +17,9 @@ PKGS=(
   # the engines that drive sm-runc in the tests (podman with conmon; containerd with
   # its runc v2 shim and ctr)
   podman conmon containerd
+  # networking: iproute2 (ip, tc: the tap and its redirects at create), curl (the
+  # network tests), crun (the baseline of `sm-bench net`)
+  iproute2 curl crun
 )
 missing=()
 for p in "${PKGS[@]}"; do

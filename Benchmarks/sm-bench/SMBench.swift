@@ -8,7 +8,7 @@ struct SMBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sm-bench",
         abstract: "sm-runc benchmarks (programs that print figures).",
-        subcommands: [BootBenchmark.self, FsBenchmark.self, EngineBenchmark.self, StartBenchmark.self, MemoryBenchmark.self],
+        subcommands: [BootBenchmark.self, FsBenchmark.self, EngineBenchmark.self, StartBenchmark.self, MemoryBenchmark.self, NetBenchmark.self],
         defaultSubcommand: BootBenchmark.self
     )
 }

@@ -21,12 +21,22 @@ struct StartBenchmark: ParsableCommand {
     @Option(help: "Directory in which the temporary work directory is made.") var directory: String?
 
     enum Series: Int, CaseIterable {
-        case boot, snapshot, runc
+        case boot, snapshot, runc, snapshotNoJail
         var label: String {
             switch self {
             case .boot: "sm-runc, cold boot"
             case .snapshot: "sm-runc, snapshot"
             case .runc: "runc"
+            case .snapshotNoJail: "snapshot, no jail"
+            }
+        }
+        /// The --log file name of a run.
+        var logName: String {
+            switch self {
+            case .boot: "boot"
+            case .snapshot: "snapshot"
+            case .runc: "runc"
+            case .snapshotNoJail: "snapshot-nojail"
             }
         }
     }
@@ -85,6 +95,10 @@ struct StartBenchmark: ParsableCommand {
             .snapshot: { i in ([smRunc, "--root", work.smRuncRoot, "--debug", "--log", work.path + "/snapshot-\(i).log", "run",
                                 "--bundle", work.bundle, "bench-snap-\(i)"], ["SM_RUNC_CACHE=\(cache)", "SM_RUNC_SNAPSHOT=restore"]) },
             .runc: { i in ([runc, "--root", work.runcRoot, "run", "--bundle", work.bundle, "bench-runc-\(i)"], []) },
+            // The VMM's jail's cost: the same start with SM_RUNC_VMM_JAIL=off.
+            .snapshotNoJail: { i in ([smRunc, "--root", work.smRuncRoot, "--debug", "--log", work.path + "/snapshot-nojail-\(i).log", "run",
+                                      "--bundle", work.bundle, "bench-snapnj-\(i)"],
+                                     ["SM_RUNC_CACHE=\(cache)", "SM_RUNC_SNAPSHOT=restore", "SM_RUNC_VMM_JAIL=off"]) },
         ]
         print("")
         print("commands (stdin /dev/null, stdout a pipe: first byte and exit are timed from spawn, CLOCK_MONOTONIC)")
@@ -96,14 +110,14 @@ struct StartBenchmark: ParsableCommand {
 
         var results: [[FirstByte?]] = Array(repeating: Array(repeating: nil, count: Series.allCases.count), count: runs)
         for round in 0..<runs {
-            let order: [Series] = round % 2 == 0 ? [.boot, .snapshot, .runc] : [.runc, .snapshot, .boot]
+            let order: [Series] = round % 2 == 0 ? [.boot, .snapshot, .snapshotNoJail, .runc] : [.runc, .snapshotNoJail, .snapshot, .boot]
             var cells: [String] = []
             for series in order {
                 let (argv, environment) = commands[series]!(round + 1)
                 var timed = try firstByte(argv, environment: work.environment + environment, interrupts: interrupts)
                 try interrupts.check()
                 if series != .runc {
-                    timed.log = (try? String(contentsOfFile: work.path + "/\(series == .boot ? "boot" : "snapshot")-\(round + 1).log",
+                    timed.log = (try? String(contentsOfFile: work.path + "/\(series.logName)-\(round + 1).log",
                                              encoding: .utf8)) ?? ""
                 }
                 results[round][series.rawValue] = timed
@@ -256,6 +270,18 @@ struct StartBenchmark: ParsableCommand {
         }
         if let runc, let snapshot, runc > 0 {
             print("  snapshot / runc (medians): \(formatFixed(snapshot / runc, digits: 1))x")
+        }
+        if let snapshot, let unjailed = median(ok(.snapshotNoJail).compactMap(\.firstByte)) {
+            print("  the VMM's jail (snapshot - snapshot with SM_RUNC_VMM_JAIL=off, medians): \(formatFixed((snapshot - unjailed) * 1000, digits: 1)) ms")
+        }
+        let jailed = ok(.snapshot).compactMap { run in
+            run.log.split(separator: "\n").lazy.compactMap { line -> Double? in
+                guard let range = line.range(of: "VMM jailed in ") else { return nil }
+                return Double(line[range.upperBound...].prefix { $0.isNumber || $0 == "." })
+            }.first
+        }
+        if let inVMM = median(jailed) {
+            print("  the jail inside the VMM (its `VMM jailed in` line, median): \(formatFixed(inVMM, digits: 2)) ms")
         }
 
         let restores = ok(.snapshot).compactMap(\.restore)

@@ -6,7 +6,7 @@ import OCIBundle
 /// | type | direction | fields |
 /// | --- | --- | --- |
 /// | hello | both, first: the VMM's on connection, the agent's in one write with its answer to create | version |
-/// | create | VMM -> agent | process (id), spec (OCI process), mounts, hostname, domainname, sysctl, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
+/// | create | VMM -> agent | process (id), spec (OCI process), network (none: `lo` only), mounts, hostname, domainname, sysctl, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
 /// | created | agent -> VMM | process: the root and mounts are ready, the process not yet started |
 /// | start | VMM -> agent | process: run the created process |
 /// | exec | VMM -> agent | process (a new id > 1), spec: run another process in the running container |
@@ -67,6 +67,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     /// With `create`: `linux.devices`, made in the container's /dev after the
     /// default ones (as runc does).
     public var devices: [Device]?
+    /// With `create`: the guest's `eth0` (nil: the container has `lo` only).
+    public var network: GuestNetwork?
     public var pid: Int32?
     public var signal: Int32?
     public var rows: UInt16?
@@ -77,7 +79,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     public init(type: Kind, version: Int? = nil, process: UInt32? = nil, spec: Spec.Process? = nil,
                 mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil,
                 maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, hooks: Hooks? = nil, state: String? = nil,
-                seccomp: [UInt8]? = nil, devices: [Device]? = nil,
+                seccomp: [UInt8]? = nil, devices: [Device]? = nil, network: GuestNetwork? = nil,
                 domainname: String? = nil, sysctl: [String: String]? = nil,
                 pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
@@ -94,6 +96,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.state = state
         self.seccomp = seccomp
         self.devices = devices
+        self.network = network
         self.domainname = domainname
         self.sysctl = sysctl
         self.pid = pid
@@ -120,6 +123,9 @@ public struct ControlMessage: Codable, Equatable, Sendable {
             try need(process != nil, "process"); try need(spec != nil, "spec")
             if let program = seccomp, program.isEmpty || program.count % 8 != 0 || program.count > 4096 * 8 {
                 throw .invalidControl("create with a seccomp program of \(program.count) bytes")
+            }
+            if let network, network.addresses.count > 64 || network.routes.count > 256 || !(68...65535).contains(network.mtu) {
+                throw .invalidControl("create with a network of \(network.addresses.count) addresses, \(network.routes.count) routes, MTU \(network.mtu)")
             }
         case .created, .start: try need(process != nil, "process")
         case .exec: try need((process ?? 0) > 1, "process > 1"); try need(spec != nil, "spec")

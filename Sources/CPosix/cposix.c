@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,10 @@ int cposix_open_pty_in(const char *ptmx, int *master, int *slave) {
     *master = m;
     *slave = s;
     return 0;
+}
+
+int cposix_setns(int fd, int type) {
+    return setns(fd, type);
 }
 
 int cposix_open_directory_path(const char *path) {

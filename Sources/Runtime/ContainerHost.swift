@@ -18,7 +18,7 @@ package final class ContainerHost: @unchecked Sendable {
     package let state: StateDirectory
     package let reporter: Reporter
     private let session: AgentSession
-    private let machine: Machine
+    package let machine: Machine
     /// Left once the machine thread returned; waiting on it again returns at once.
     private let machineEnded = DispatchGroup()
     private let lock = NSLock()
@@ -83,6 +83,12 @@ package final class ContainerHost: @unchecked Sendable {
         var configuration = SnapshotCache.configuration(kernel: kernel, guestRoot: guestRoot, size: plan.size, rootfs: plan.rootfs,
                                                         binds: binds.share, vsock: state.agentSocket)
         configuration.deadlineSeconds = nil
+        if let network = plan.network {
+            // Opened here, before confinement (setns and TUNSETIFF need CAP_SYS_ADMIN, CAP_NET_ADMIN).
+            do { configuration.network = .init(tap: try TapDevice.open(name: network.tap, netnsPath: network.netnsPath)) } catch {
+                throw RuntimeError("network: \(error)")
+            }
+        }
         configuration.log = { reporter.debug($0) }
         configuration.consoleOutput = diagnostics
         // Diagnosis (host side only): sample the guest's RIP every N ms and log where it ran.
@@ -107,7 +113,8 @@ package final class ContainerHost: @unchecked Sendable {
                                    readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
                                    state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self),
                                    seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile),
-                                   devices: spec.linux?.devices, domainname: spec.domainname, sysctl: spec.linux?.sysctl))
+                                   devices: spec.linux?.devices, network: plan.network?.guest,
+                                   domainname: spec.domainname, sysctl: spec.linux?.sysctl))
         // Restored (RAM mapped from the snapshot file, state loaded) or built to boot,
         // here: before the VMM joins its cgroup and confines itself.
         machine = try SnapshotCache.machine(configuration, plan: planned) { reporter.debug($0) }
@@ -168,6 +175,11 @@ package final class ContainerHost: @unchecked Sendable {
                 let report = try machine.run()
                 session.mark("guest ended")
                 reporter.debug("guest end: \(report.exit)")
+                if let net = machine.networkStatistics, net.receivedFrames + net.transmittedFrames + net.transmitDropped + net.receiveErrors > 0 {
+                    reporter.debug("virtio-net: received \(net.receivedFrames) frames (\(net.receivedBytes) bytes), " +
+                                   "sent \(net.transmittedFrames) (\(net.transmittedBytes) bytes), " +
+                                   "\(net.receiveErrors) receive errors, \(net.transmitDropped) sent frames dropped")
+                }
                 // The VMM's own cost per container: its whole process (from exec: Swift
                 // runtime, set-up, restore, devices, event loop) less the guest's time
                 // in KVM_RUN (benchmarks read this line).

@@ -22,6 +22,9 @@ package struct ContainerPlan: Codable, Equatable, Sendable {
     package var binds: BindShares.Plan
     /// The machine: guest kernel, agent, command line and snapshot (`resolveMachine`).
     package var machine: Machine?
+    /// The container's network as found and wired at create (`NetworkSetup`); nil:
+    /// `lo` only.
+    package var network: ContainerNetwork?
 
     package struct Machine: Codable, Equatable, Sendable {
         /// The guest kernel and the agent's root, found once (`GuestArtifacts`).

@@ -37,6 +37,8 @@ package struct CreateRequest {
             throw RuntimeError("LISTEN_FDS=\(activated): socket activation passes host file descriptors, which cannot be passed into a microVM")
         }
         // The microVM's size from the limits and annotations: refused here when it cannot be.
+        // Namespaces given by path: each must be a namespace of its entry's type.
+        try NamespacePaths.check(loaded.spec.linux?.namespaces ?? [])
         var plan = try ContainerPlan(bundle: loaded)
         try plan.resolveMachine()
         return plan

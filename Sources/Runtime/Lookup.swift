@@ -59,6 +59,8 @@ package struct ContainerLookup {
     /// Removes the state (unmounting bind staging first), then runs the poststop
     /// hooks; a hook's failure is a warning (runtime-spec).
     package func remove(reporter: Reporter) throws {
+        // The tap and redirects in the container's netns, if the engine has not removed it yet.
+        if let network = try? state.loadPlan().network { NetworkSetup.release(network) }
         try state.remove(reporter: reporter)
         if let hooks = record.hooks?.poststop {
             let document = try OCIJSON.encodeCompact(StateDocument(record, status: .stopped))

@@ -44,6 +44,9 @@ package enum SnapshotCache {
         ]
         configuration.rootShare = (GuestLayout.agentRootTag, GuestLayout.agentPath)
         configuration.vsockSocketPath = vsock
+        // Always there, without a backend in the snapshot: a container's tap is given
+        // after the restore, and one without a network keeps the same layout.
+        configuration.network = .init()
         configuration.extraKernelParameters = AgentProtocol.kernelParameters
         return configuration
     }
@@ -91,9 +94,11 @@ package enum SnapshotCache {
     /// What `key` encodes, in what form: bumped whenever that changes, so that no
     /// snapshot is found under a key made by other rules. 2: share modes are not in
     /// the key (they are the file server's, set at restore), the device layout is.
-    /// 3: the host CPU is (`X86CPUID.hostIdentity`). 4: the command line is the
+    /// 3: the host CPU is (`X86CPUID.hostIdentity`). 4: the layout has a virtio-net
+    /// device (always, without a tap in the snapshot). 5: it offers checksum and TSO
+    /// offloads (the snapshotted driver negotiated them). 6: the command line is the
     /// machine's own (`MachineConfiguration.commandLine`, devices in their slots).
-    package static let keyFormat = 4
+    package static let keyFormat = 6
 
     /// The cache key of the snapshot `configuration` starts from, with the kernel and
     /// agent of these SHA-256 digests, on the host CPU of digest `cpu`: a hash of what

@@ -105,6 +105,7 @@ func serve(_ channel: Channel) {
         let hookState = Array((create.state ?? "{}").utf8)
         let executable: String
         do {
+            try GuestNetworkSetup.configure(create.network)
             try Container.prepare(create)
             executable = try Container.checkExecutable(spec)
             try HookRunner.runAll(create.hooks?.createContainer, kind: "createContainer", state: hookState, root: Container.root)

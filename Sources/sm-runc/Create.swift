@@ -20,9 +20,11 @@ struct Create: ParsableCommand {
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        let plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        var plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
+        plan.network = try NetworkSetup.plan(for: plan.spec) { [reporter = globals.reporter] in reporter.debug($0) }
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
+            if let network = plan.network { try NetworkSetup.wire(network) }
             try state.savePlan(plan)
             SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
             let pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
@@ -30,6 +32,7 @@ struct Create: ParsableCommand {
                                            consoleSize: plan.spec.process?.consoleSize)
             if let pidFile { try writePidFile(pidFile, pid) }
         } catch {
+            if let network = plan.network { NetworkSetup.release(network) }
             try? state.remove()
             throw error
         }

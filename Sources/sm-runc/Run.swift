@@ -26,14 +26,19 @@ struct Run: ParsableCommand {
     func run() throws {
         var request = CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds)
         request.detached = detach
-        let plan = try request.validated()
+        var plan = try request.validated()
+        plan.network = try NetworkSetup.plan(for: plan.spec) { [reporter = globals.reporter] in reporter.debug($0) }
         let terminal = plan.spec.process?.terminal == true
         // A terminal without a console socket is ours: raw while the guest's pty does
         // the line discipline (restored at the end); the VMM follows its size.
         var saved = termios()
         let ownTerminal = terminal && consoleSocket == nil && isatty(0) == 1 && tcgetattr(0, &saved) == 0
         let state = try StateDirectory.create(root: globals.root, id: id)
-        do { try state.savePlan(plan) } catch {
+        do {
+            if let network = plan.network { try NetworkSetup.wire(network) }
+            try state.savePlan(plan)
+        } catch {
+            if let network = plan.network { NetworkSetup.release(network) }
             try? state.remove()
             throw error
         }
@@ -50,6 +55,7 @@ struct Run: ParsableCommand {
             _ = try ControlChannel.request("start", socket: state.controlSocket)
         } catch {
             try? ContainerLookup(root: globals.root, id: id).killVMM()
+            if let network = plan.network { NetworkSetup.release(network) }
             try? state.remove()
             throw error
         }

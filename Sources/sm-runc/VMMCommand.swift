@@ -33,6 +33,9 @@ struct VMMCommand: ParsableCommand {
             // What create resolved: config.json is not read again.
             let state = StateDirectory(root: globals.root, id: id)
             let plan = try state.loadPlan()
+            // Before any thread of ours exists: the pid engines see in `state` is in the
+            // ipc, uts and network namespaces the spec names by path.
+            for joined in try NamespacePaths.join(plan.spec.linux?.namespaces ?? []) { reporter.debug("joined the \(joined) namespace") }
             host = try ContainerHost(id: id, plan: plan, state: state,
                                      reporter: reporter, confinementOff: globals.runtime.vmmConfinementOff, diagnostics: { bytes in
                                          reporter.debug(String(decoding: bytes, as: UTF8.self))
@@ -42,13 +45,20 @@ struct VMMCommand: ParsableCommand {
             try host.runCreateHooks()
             // From here on the guest may run: drop what the VMM does not need.
             if host.confined {
-                try Privileges.restrict()
-                try SeccompFilter.install(SeccompPolicy.process, allThreads: true)
-                reporter.debug("VMM confined: no_new_privs, capabilities \(Privileges.fileServerCapabilities.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
+                try host.enterJail(logPath: globals.log)
+                let kept = VMMCapabilities.kept(for: plan.spec)
+                host.machine.restrictShares(setID: VMMCapabilities.granted("CAP_FSETID", to: plan.spec.process),
+                                            devices: VMMCapabilities.granted("CAP_MKNOD", to: plan.spec.process)
+                                                || VMMCapabilities.setUpMakesDevices(plan.spec))
+                try Privileges.restrict(keeping: kept.map(\.cap))
+                try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+                reporter.debug("VMM confined: no_new_privs, capabilities \(kept.map(\.name).joined(separator: ",")), seccomp process/vCPU/event-loop lists of \(SeccompPolicy.process.count)/\(SeccompPolicy.vcpu.count)/\(SeccompPolicy.eventLoop.count) syscalls")
             } else {
-                reporter.warning("VMM seccomp filters and capability drop disabled (diagnosis only)")
+                reporter.warning("VMM jail, seccomp filters and capability drop disabled (diagnosis only)")
             }
             try host.bringUp()
+            // The container is made: its process may make device nodes only if granted.
+            if host.confined { host.machine.restrictShares(devices: VMMCapabilities.granted("CAP_MKNOD", to: plan.spec.process)) }
         } catch {
             VMMProcess.report(readyFd, .failure(error))
             Foundation.exit(1)

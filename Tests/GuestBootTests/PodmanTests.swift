@@ -130,9 +130,14 @@ extension VMBootTests {
 
             // -d, then exec (plain, -i and -t), kill USR1, pause/unpause, stop, rm.
             // The container is up (its traps set) before the execs.
-            let detached = try Self.podman(["run", "-d", "--name", "smd", Self.image, "sh", "-c",
+            let detachedLog = Self.work.appendingPathComponent("runtime-d.log").path
+            let detached = try Self.podman(["--runtime-flag", "debug", "--runtime-flag", "log=\(detachedLog)",
+                                            "run", "-d", "--name", "smd", Self.image, "sh", "-c",
                                             "trap 'echo got USR1' USR1; trap 'exit 0' TERM; echo ready; while :; do sleep 1; done"])
             #expect(detached.status == 0, "\(detached.stderr)")
+            let dLog = (try? String(contentsOfFile: detachedLog, encoding: .utf8)) ?? ""
+            #expect(dLog.contains("started from snapshot") && !dLog.contains("booted: no snapshot"),
+                    "podman run -d did not start from the snapshot; runtime log:\n\(dLog.split(separator: "\n").filter { $0.contains("snapshot") }.joined(separator: "\n"))")
             let deadline = Date().addingTimeInterval(120)
             while Date() < deadline, !(try Self.podman(["logs", "smd"]).stdout.contains("ready")) { usleep(300_000) }
             let exec = try Self.podman(["exec", "smd", "sh", "-c", "echo exec out; exit 4"])
@@ -153,6 +158,15 @@ extension VMBootTests {
             #expect(try Self.podman(["inspect", "--format", "{{.State.ExitCode}}", "smd"]).stdout == "0\n")
             #expect(try Self.podman(["logs", "smd"]).stdout.contains("got USR1"))
             #expect(try Self.podman(["rm", "-f", "smd"]).status == 0)
+
+            // -t: the process on a pty of the guest's (podman's console socket), from the snapshot too.
+            let ttyLog = Self.work.appendingPathComponent("runtime-t.log").path
+            let tty = try Self.podman(["--runtime-flag", "debug", "--runtime-flag", "log=\(ttyLog)",
+                                       "run", "--rm", "-t", Self.image, "sh", "-c", "tty; exit 6"])
+            #expect(tty.status == 6 && tty.stdout.hasPrefix("/dev/pts/"), "\(tty.stdout) \(tty.stderr)")
+            let tLog = (try? String(contentsOfFile: ttyLog, encoding: .utf8)) ?? ""
+            #expect(tLog.contains("started from snapshot") && !tLog.contains("booted: no snapshot"),
+                    "podman run -t did not start from the snapshot; runtime log:\n\(tLog.split(separator: "\n").filter { $0.contains("snapshot") }.joined(separator: "\n"))")
 
             // A program that does not exist: podman's 127.
             let missing = try Self.podman(["run", "--rm", Self.image, "/nonexistent"])

@@ -30,7 +30,7 @@ extension VMBootTests {
                 "root": ["path": "rootfs", "readonly": readonly],
                 "hostname": "runtest",
                 "mounts": [["destination": "/proc", "type": "proc", "source": "proc"]] + mounts,
-                "linux": ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]].merging(linux) { $1 },
+                "linux": ["namespaces": [["type": "pid"], ["type": "network"], ["type": "mount"], ["type": "uts"]]].merging(linux) { $1 },
             ]
             if !annotations.isEmpty { config["annotations"] = annotations }
             try JSONSerialization.data(withJSONObject: config).write(to: bundle.appendingPathComponent("config.json"))

@@ -30,7 +30,9 @@ version=$(apt-cache policy "$pkg" | awk '/Candidate:/{print $2}')
 key=$( { sha256sum "$here/l1.sh" | cut -d' ' -f1; echo "$pkg $version"; } | sha256sum | cut -c1-16)
 cache=${SM_RUNC_CACHE:-/var/cache/sm-runc}/hwkvm
 entry=$cache/$key
-modules="9pnet_virtio 9p virtio_pci kvm-amd"
+# tun, veth and the tc pieces: the container's network (a tap wired to a veth with
+# ingress qdiscs and u32 + mirred redirects, scripts/hwkvm/suite.sh case 8).
+modules="9pnet_virtio 9p virtio_pci kvm-amd tun veth sch_ingress cls_u32 act_mirred"
 if [ ! -f "$entry/initrd.gz" ]; then
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/.tmp-$key.XXXXXX")

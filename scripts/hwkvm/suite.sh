@@ -151,6 +151,33 @@ else
   fail "podman run --rm with --runtime sm-runc" "podman or conmon is not installed (scripts/setup-deps.sh installs them)"
 fi
 
+# 8. The container's network: a netns with a veth (the suite's own, 10.213.9.0/24); the
+#    guest's eth0 takes its MAC and address, pings the host end, and fetches 16 MiB from
+#    busybox httpd on it (the figure: wget's time in the guest); no tap or qdisc after.
+ns=hwkvm-net; nb=$work/net; mkdir -p "$nb/www"
+ip netns del $ns 2>/dev/null; ip link del hwkvm-veth 2>/dev/null
+ip netns add $ns && ip link add hwkvm-veth type veth peer name eth0 netns $ns && ip addr add 10.213.9.1/24 dev hwkvm-veth \
+  && ip link set hwkvm-veth up && ip -n $ns addr add 10.213.9.2/24 dev eth0 && ip -n $ns link set eth0 up \
+  && ip -n $ns route add default via 10.213.9.1; status=$?
+if [ "$status" -eq 0 ]; then
+  dd if=/dev/zero of="$nb/www/big" bs=1M count=16 2>/dev/null
+  busybox httpd -f -p 10.213.9.1:18080 -h "$nb/www" & httpd_pid=$!
+  mac=$(ip -n $ns -br link show eth0 | awk '{print $3}')
+  bundle "$nb" '["sh", "-c", "ip -o link show eth0; ip -o addr show eth0; ping -c 2 -W 10 10.213.9.1 | grep transmitted; time wget -q -O /dev/null http://10.213.9.1:18080/big && echo fetched"]'
+  sed -i "s|{\"type\": \"network\"}|{\"type\": \"network\", \"path\": \"/run/netns/$ns\"}|" "$nb/config.json"
+  smr --debug --log "$(log_of net)" run -b "$nb" hw-net < /dev/null > "$work/net.out" 2>&1; status=$?
+  [ "$status" -eq 0 ] && grep -q "link/ether $mac" "$work/net.out" && grep -q "inet 10.213.9.2/24" "$work/net.out" \
+    && grep -q " 0% packet loss" "$work/net.out" && grep -q "^fetched" "$work/net.out" \
+    && ! ip -n $ns link show smtap0 >/dev/null 2>&1 && ! tc -n $ns qdisc show | grep -q ingress
+  check "network: eth0 has the veth's MAC and address, ping and a 16 MiB fetch from the host end, nothing left in the netns" $? \
+    "exit $status: $(tail_of "$work/net.out")" "log: $(tail_of "$(log_of net)")"
+  grep -E "real|packets" "$work/net.out" | sed 's/^/# network: /'
+  kill "$httpd_pid" 2>/dev/null; wait "$httpd_pid" 2>/dev/null
+else
+  fail "network: the test netns and veth" "ip failed (tun/veth/sch_ingress/cls_u32/act_mirred modules in L1?)"
+fi
+ip netns del $ns 2>/dev/null; ip link del hwkvm-veth 2>/dev/null
+
 # Nothing left behind: no VMM process, no state.
 left=$(ls "$root" 2>/dev/null | tr '\n' ' ')
 [ -z "$left" ] && ! pgrep -f "sm-runc.* vmm" > /dev/null

@@ -180,4 +180,11 @@ struct cguest_spawn_request {
 /// Returns the pid, or -1 and errno.
 int cguest_spawn(const struct cguest_spawn_request *request);
 
+/// Network interface configuration (cguest.c): 0 or -errno.
+int cguest_link_set_up(const char *name, int up);
+int cguest_link_set_mac(const char *name, const unsigned char *mac);
+int cguest_link_set_mtu(const char *name, int mtu);
+int cguest_address_add(const char *label, const char *address, int prefix);
+int cguest_route_add(const char *device, const char *destination, int prefix, const char *gateway);
+int cguest_link_unbind(const char *name);
 #endif

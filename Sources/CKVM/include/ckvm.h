@@ -180,4 +180,10 @@ static inline void ckvm_memory_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_
 /// Single-copy atomic loads/stores of ring indices in guest memory.
 static inline uint16_t ckvm_load_u16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE); }
 static inline void ckvm_store_u16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE); }
+/// Opens the tap `name` in the network namespace at `netns_path` (setns on the calling
+/// thread only, then back): a non-blocking IFF_TAP | IFF_NO_PI | IFF_VNET_HDR descriptor
+/// (12-byte headers, checksum and TSO offloads on), or -errno with `*failed_step` 1 own
+/// netns, 2 open the netns, 3 setns, 4 /dev/net/tun, 5 TUNSETIFF, 6 setns back,
+/// 7 TUNSETVNETHDRSZ, 8 TUNSETOFFLOAD.
+int ckvm_open_tap(const char *netns_path, const char *name, int *failed_step);
 #endif

@@ -52,6 +52,8 @@ int cposix_open_path_in_root(int dirfd, const char *path);
 /// open(path, O_PATH | O_DIRECTORY | O_CLOEXEC): a directory to resolve from, without
 /// opening it for reading (which a FUSE file system answers with OPENDIR/RELEASEDIR).
 int cposix_open_directory_path(const char *path);
+/// setns(2) (glibc declares it only with _GNU_SOURCE): 0, or -1 and errno.
+int cposix_setns(int fd, int type);
 /// Puts a terminal in raw mode (cfmakeraw): no echo, no line editing, no signals.
 int cposix_make_raw(int fd);
 /// ioctl(fd, TIOCSCTTY, 0): makes the terminal the caller's controlling terminal.
@@ -71,5 +73,15 @@ int cposix_send_fds(int sock, const int *fds, int count, const void *data, unsig
 /// Receives bytes and up to 3 fds (SCM_RIGHTS, close-on-exec); returns the byte count
 /// (0 at EOF, -1 on error) and stores the fds received in `fds`/`count`.
 long cposix_receive_fds(int sock, void *data, unsigned long length, int *fds, int *count);
+
+/// unshare(CLONE_NEWNS): a mount namespace of our own (the VMM's jail). Through
+/// syscall(2): Glibc's unshare needs _GNU_SOURCE.
+static inline int cposix_unshare_mount_namespace(void) { return (int)syscall(SYS_unshare, 0x00020000 /* CLONE_NEWNS */); }
+/// gettid(2): Glibc's wrapper needs _GNU_SOURCE.
+static inline int cposix_gettid(void) { return (int)syscall(SYS_gettid); }
+/// pivot_root(2) has no glibc wrapper.
+static inline int cposix_pivot_root(const char *new_root, const char *put_old) {
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
 
 #endif

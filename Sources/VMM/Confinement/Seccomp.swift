@@ -11,11 +11,16 @@ public struct SyscallRule: Sendable {
     public let why: String
     /// (argument index, allowed values); nil allows any arguments.
     public let argument: (index: UInt32, values: [UInt64])?
+    /// Not allowed but failed with this errno (the caller falls back), instead of
+    /// ending the process: clone3 gets ENOSYS so glibc uses clone, whose flags a
+    /// filter can see.
+    public let errno: Int32?
 
-    public init(_ name: String, _ why: String, argument: (index: UInt32, values: [UInt64])? = nil) {
+    public init(_ name: String, _ why: String, argument: (index: UInt32, values: [UInt64])? = nil, failsWith errno: Int32? = nil) {
         self.name = name
         self.why = why
         self.argument = argument
+        self.errno = errno
     }
 }
 
@@ -32,6 +37,7 @@ public enum SeccompFilter {
         }
         defer { seccomp_release(filter) }
         for rule in rules {
+            let action = rule.errno.map { cseccomp_act_errno(UInt16($0)) } ?? CSECCOMP_ACT_ALLOW
             let number = seccomp_syscall_resolve_name(rule.name)
             guard number >= 0 else {
                 throw SystemCallError(call: "seccomp_syscall_resolve_name", argument: rule.name, errno: .init(rawValue: EINVAL))
@@ -39,13 +45,13 @@ public enum SeccompFilter {
             if let argument = rule.argument {
                 for value in argument.values {
                     var comparison = [cseccomp_arg_equals(argument.index, value)]
-                    let rc = seccomp_rule_add_array(filter, CSECCOMP_ACT_ALLOW, number, 1, &comparison)
+                    let rc = seccomp_rule_add_array(filter, action, number, 1, &comparison)
                     guard rc == 0 else {
                         throw SystemCallError(call: "seccomp_rule_add", argument: "\(rule.name) arg\(argument.index)=\(value)", errno: .init(rawValue: -rc))
                     }
                 }
             } else {
-                let rc = seccomp_rule_add_array(filter, CSECCOMP_ACT_ALLOW, number, 0, nil)
+                let rc = seccomp_rule_add_array(filter, action, number, 0, nil)
                 guard rc == 0 else {
                     throw SystemCallError(call: "seccomp_rule_add", argument: rule.name, errno: .init(rawValue: -rc))
                 }

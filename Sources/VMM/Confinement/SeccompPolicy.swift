@@ -24,6 +24,24 @@ public enum SeccompPolicy {
     /// ioctls other threads make: the terminal size (TIOCGWINSZ) for a console.
     static let otherIoctls: [UInt64] = [UInt64(TIOCGWINSZ)]
 
+    /// The flags glibc's pthread_create passes to clone (nptl/pthread_create.c): the
+    /// only clone the VMM makes once confined.
+    /// (Glibc's module hides the CLONE_ names without _GNU_SOURCE: <bits/sched.h> values.)
+    static let threadCloneFlags: UInt64 = 0x100 /* CLONE_VM */ | 0x200 /* CLONE_FS */ | 0x400 /* CLONE_FILES */
+        | 0x40000 /* CLONE_SYSVSEM */ | 0x800 /* CLONE_SIGHAND */ | 0x10000 /* CLONE_THREAD */
+        | 0x80000 /* CLONE_SETTLS */ | 0x100000 /* CLONE_PARENT_SETTID */ | 0x200000 /* CLONE_CHILD_CLEARTID */
+
+    /// The process list for the VMM whose pid is `pid`: `kill` only on itself (it
+    /// re-raises the container process's signal; never another process).
+    public static func process(pid: pid_t) -> [SyscallRule] {
+        process.map { rule in
+            rule.name == "kill"
+                ? SyscallRule("kill", "raise the container process's signal on ourselves: our own pid only",
+                              argument: (0, [UInt64(UInt32(bitPattern: pid))]))
+                : rule
+        }
+    }
+
     /// prctl options used after confinement.
     static let prctlOptions: [UInt64] = [
         UInt64(PR_SET_NAME),                        // name a new thread (sm-vcpu0, sm-events)
@@ -133,8 +151,10 @@ public enum SeccompPolicy {
         SyscallRule("madvise", "the allocator returning memory; virtio-balloon releases reported free guest pages (MADV_DONTNEED)"),
         SyscallRule("brk", "the allocator"),
         // Threads, time, identity.
-        SyscallRule("clone3", "new threads (the vCPU, the event loop, Dispatch); execve is not allowed, so a fork could run only this code"),
-        SyscallRule("clone", "new threads on kernels without clone3"),
+        SyscallRule("clone3", "fails with ENOSYS: its flags are in memory a filter cannot read; glibc then falls back to clone",
+                    failsWith: ENOSYS),
+        SyscallRule("clone", "new threads (the vCPU, the event loop, Dispatch) with exactly pthread_create's flags: no fork, no vfork, no new namespace",
+                    argument: (0, [threadCloneFlags])),
         SyscallRule("set_robust_list", "thread start"),
         SyscallRule("rseq", "thread start (glibc)"),
         SyscallRule("futex", "locks and condition variables"),
@@ -206,4 +226,30 @@ public enum SeccompPolicy {
     }.map { rule in
         rule.name == "ioctl" ? SyscallRule("ioctl", "none but the terminal size", argument: (1, otherIoctls)) : rule
     }
+
+    /// The network thread (`sm-net`): the virtio-net queues and the tap. It moves
+    /// frames between guest memory and the tap opened before confinement; it makes no
+    /// socket and opens nothing but the log file, and has no ioctl at all.
+    public static let network: [SyscallRule] = [
+        SyscallRule("read", "frames from the tap; queue notifications (eventfds)"),
+        SyscallRule("write", "frames to the tap; the interrupt eventfd; log lines"),
+        SyscallRule("epoll_wait", "the loop"),
+        SyscallRule("epoll_pwait", "the loop (glibc may use it)"),
+        SyscallRule("epoll_ctl", "watch the tap only while the guest has receive buffers"),
+        SyscallRule("openat", "the --log file, opened per line"),
+        SyscallRule("close", "the log file"),
+        SyscallRule("futex", "the transport lock, shared with the vCPUs"),
+        SyscallRule("sched_yield", "spin locks"),
+        SyscallRule("clock_gettime", "timestamps in log lines"),
+        SyscallRule("mmap", "the allocator"),
+        SyscallRule("munmap", "the allocator"),
+        SyscallRule("mprotect", "the allocator"),
+        SyscallRule("madvise", "the allocator; the thread's stack at exit"),
+        SyscallRule("brk", "the allocator"),
+        SyscallRule("rt_sigprocmask", "signal masks"),
+        SyscallRule("rt_sigreturn", "return from a signal handler"),
+        SyscallRule("gettid", "thread identity (locks)"),
+        SyscallRule("getpid", "thread identity"),
+        SyscallRule("exit", "the thread ends with the machine"),
+    ]
 }

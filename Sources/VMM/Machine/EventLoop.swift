@@ -20,12 +20,23 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Watches `descriptor` for input; `handler` runs on the loop thread when it is readable.
-    public func add(_ descriptor: OwnedDescriptor, handler: @escaping Handler) throws(SystemCallError) {
+    /// `armed` false: registered but not watched until `setWatching(_:true)`.
+    public func add(_ descriptor: OwnedDescriptor, armed: Bool = true, handler: @escaping Handler) throws(SystemCallError) {
         handlers.withLock { $0[descriptor.rawValue] = (descriptor, handler) }
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue
+        event.events = armed ? EPOLLIN.rawValue : 0
         event.data.fd = descriptor.rawValue
         try check("epoll_ctl", "add fd \(descriptor.rawValue)") { epoll_ctl(epoll.rawValue, EPOLL_CTL_ADD, descriptor.rawValue, &event) }
+    }
+
+    /// Watches a registered descriptor for input again, or stops (it stays registered):
+    /// for a level-triggered source the handler cannot drain yet (a tap while the
+    /// guest has no receive buffers).
+    public func setWatching(_ descriptor: OwnedDescriptor, _ on: Bool) throws(SystemCallError) {
+        var event = epoll_event()
+        event.events = on ? EPOLLIN.rawValue : 0
+        event.data.fd = descriptor.rawValue
+        try check("epoll_ctl", "modify fd \(descriptor.rawValue)") { epoll_ctl(epoll.rawValue, EPOLL_CTL_MOD, descriptor.rawValue, &event) }
     }
 
     public func remove(_ descriptor: OwnedDescriptor) {
@@ -34,8 +45,8 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Starts the loop thread. `prepare` runs first on that thread (per-thread setup).
-    public func start(prepare: @escaping @Sendable () -> Void = {}) throws(SystemCallError) {
-        let thread = OSThread(name: "sm-events") { [self] in
+    public func start(name: String = "sm-events", prepare: @escaping @Sendable () -> Void = {}) throws(SystemCallError) {
+        let thread = OSThread(name: name) { [self] in
             prepare()
             run()
         }

@@ -25,12 +25,17 @@ public final class Machine: @unchecked Sendable {
     /// One per vCPU, index = APIC id; `vcpus[0]` is the BSP.
     private let vcpus: [VCPURunner]
     private let eventLoop: EventLoop
+    /// The network device's loop (`sm-net`): its queues and its tap.
+    private let networkLoop: EventLoop?
+    private let network: VirtioNet?
     private let console: VirtioConsole
     private let consoleTransport: VirtioMMIOTransport
     /// Free page reporting: guest memory freed returns to the host.
     private let balloon: VirtioBalloon
     /// Every virtio transport, in slot order.
     private let transports: [VirtioMMIOTransport]
+    /// The virtio-fs devices' file servers, in slot order (moved into the jail).
+    let fileSystems: [PassthroughFileSystem]
     let snapshotReady: SnapshotReadyWatcher
     /// Wall seconds from the start of `init` to a restored machine ready to run
     /// (KVM VM, RAM mapped, devices, irqchip, clock and vCPU state); nil for a boot.
@@ -132,14 +137,36 @@ public final class Machine: @unchecked Sendable {
             let transport = try slots.attach(vsock, name: "virtio-vsock", bus: &mmio)
             try eventLoop.add(vsock.hostEvents) { vsock.hostEventsReady(on: transport) }
         }
+        if let configuration = configuration.network {
+            let loop = try EventLoop()
+            let device = VirtioNet(tap: configuration.tap, loop: loop, log: log)
+            let transport = try slots.attach(device, name: "virtio-net", bus: &mmio, loop: loop)
+            if let tap = configuration.tap {
+                try loop.add(tap, armed: false) {
+                    var live = false
+                    transport.withDevice(VirtioNet.self) { device, queues throws(Virtqueue.QueueError) in
+                        live = true
+                        try device.tapReadable(&queues)
+                    }
+                    if !live { transport.withDeviceAnyState(VirtioNet.self) { $0.tapIdle() } }
+                }
+            }
+            networkLoop = loop
+            network = device
+        } else {
+            networkLoop = nil
+            network = nil
+        }
         // One budget of host fds for every share's inodes and open files, sized from
         // RLIMIT_NOFILE: the guest cannot take the fds the rest of the VMM needs.
         let descriptors = DescriptorBudget.forThisProcess()
         if !configuration.shares.isEmpty {
             log("virtio-fs: the shares may hold \(descriptors.limit) host fds for the guest, each at most \(DescriptorAccount.shareLimit(of: descriptors))")
         }
+        var fileSystems: [PassthroughFileSystem] = []
         for share in configuration.shares {
             let fileSystem = try PassthroughFileSystem(root: share.hostPath, readOnly: share.readOnly, budget: descriptors)
+            fileSystems.append(fileSystem)
             let device = try VirtioFs(tag: share.tag, server: FuseServer(fileSystem: fileSystem, timeout: FuseTimeout(seconds: share.cacheSeconds)))
             _ = try slots.attach(device, name: "virtio-fs \(share.tag)", bus: &mmio)
         }
@@ -151,6 +178,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.mmio = mmio
         self.pio = pio
+        self.fileSystems = fileSystems
         transports = slots.transports
 
         // What a snapshot is keyed by is what was attached.
@@ -231,6 +259,9 @@ public final class Machine: @unchecked Sendable {
         return (image.entry, initrd)
     }
 
+    /// The network device's counters (nil: no network device).
+    public var networkStatistics: VirtioNet.Statistics? { network?.statistics }
+
     /// What the balloon released so far (free page reporting).
     public var balloonStatistics: VirtioBalloon.Statistics { balloon.statistics }
 
@@ -281,6 +312,14 @@ public final class Machine: @unchecked Sendable {
             eventLoopReady.signal()
         })
         eventLoopReady.wait()
+        if let networkLoop {
+            let networkReady = DispatchSemaphore(value: 0)
+            try networkLoop.start(name: "sm-net", prepare: {
+                do { try confine?(.network) } catch { confinementFailure.withLock { $0 = "confine the network thread: \(error)" } }
+                networkReady.signal()
+            })
+            networkReady.wait()
+        }
         let running = Running(vcpuCount: vcpus.count)
         let began = monotonicSeconds()
         for runner in vcpus {
@@ -338,6 +377,7 @@ public final class Machine: @unchecked Sendable {
             runner.thread = nil          // the thread's closure holds this machine
         }
         eventLoop.stop()
+        networkLoop?.stop()
 
         let exit = running.exit ?? .vmmError("vCPU threads ended without a result")
         var exits: [String: Int] = [:]
@@ -375,6 +415,7 @@ public final class Machine: @unchecked Sendable {
             throw MachineError.snapshotFailed("vCPU \(runner.vcpu.index) is not paused")
         }
         eventLoop.stop()
+        networkLoop?.stop()
         let devices = DeviceStates(devices: try transports.map { try $0.captureState() })
         let machineState = try MachineState.capture(vm)
         let msrIndices = try kvm.msrIndexList()

@@ -14,6 +14,10 @@ public struct MachineConfiguration: Sendable {
     /// path (a guest connection to host port P reaches `<path>_P`; host processes
     /// connect to `<path>` and send "CONNECT <port>\n"). nil: no vsock device.
     public var vsockSocketPath: String?
+    /// A virtio-net device (nil: none). Its backend, a tap opened in the container's
+    /// network namespace, may be nil too: the device is then present (the layout a
+    /// snapshot is made and restored with) but moves no frames.
+    public var network: Network?
     public var memoryMiB: Int = 128
     /// vCPUs (1 to `maximumVCPUs`): vCPU 0 boots the kernel, the guest starts the others.
     public var vcpuCount: Int = 1
@@ -62,6 +66,12 @@ public struct MachineConfiguration: Sendable {
         }
     }
 
+    public struct Network: Sendable {
+        /// A non-blocking tap (`IFF_TAP | IFF_NO_PI`); see `TapDevice.open`.
+        public var tap: OwnedDescriptor?
+        public init(tap: OwnedDescriptor? = nil) { self.tap = tap }
+    }
+
     public enum Initrd: Sendable {
         case file(String)
         case bytes([UInt8])
@@ -80,11 +90,12 @@ public struct MachineConfiguration: Sendable {
     ]
 
     /// The virtio devices the machine attaches, by name, in slot order: the console,
-    /// the vsock (with `vsockSocketPath`), one virtio-fs per share (with its tag), and
+    /// the vsock (with `vsockSocketPath`), the network (with `network`; whether it has
+    /// a tap is not part of the layout), one virtio-fs per share (with its tag), and
     /// the balloon last. `Machine` checks that it attached exactly these; a snapshot
     /// is keyed by them (the device section is restored slot by slot).
     public var deviceLayout: [String] {
-        ["virtio-console"] + (vsockSocketPath == nil ? [] : ["virtio-vsock"]) + shares.map { "virtio-fs \($0.tag)" } + ["virtio-balloon"]
+        ["virtio-console"] + (vsockSocketPath == nil ? [] : ["virtio-vsock"]) + (network == nil ? [] : ["virtio-net"]) + shares.map { "virtio-fs \($0.tag)" } + ["virtio-balloon"]
     }
 
     /// The guest kernel's command line for this configuration on `hostKind`, with
@@ -175,11 +186,13 @@ public struct MachineReport: Sendable {
 public enum VMMThreadKind: String, Sendable {
     case vcpu = "vCPU"
     case eventLoop = "event loop"
+    case network = "network"
 
     public var rules: [SyscallRule] {
         switch self {
         case .vcpu: SeccompPolicy.vcpu
         case .eventLoop: SeccompPolicy.eventLoop
+        case .network: SeccompPolicy.network
         }
     }
 }

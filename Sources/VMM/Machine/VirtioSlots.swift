@@ -20,7 +20,8 @@ struct VirtioSlots {
     }
 
     /// Attaches `device` in the next slot and puts it on `bus`.
-    mutating func attach(_ device: any VirtioDevice, name: String, bus: inout Bus) throws -> VirtioMMIOTransport {
+    /// `loop`: where its queue notifications are served (default: the machine's event loop).
+    mutating func attach(_ device: any VirtioDevice, name: String, bus: inout Bus, loop: EventLoop? = nil) throws -> VirtioMMIOTransport {
         guard transports.count < Self.capacity else {
             throw MachineError.invalidConfiguration("more than \(Self.capacity) virtio devices")
         }
@@ -32,13 +33,13 @@ struct VirtioSlots {
             name: name, device: device, base: base, irq: irq, memory: memory,
             interrupt: { irqEvent.signalEvent() }, log: log)
         try bus.insert(transport, base: base.rawValue, size: X86Layout.mmioDeviceSize)
-        try wireNotifications(transport)
+        try wireNotifications(transport, loop: loop ?? self.loop)
         transports.append(transport)
         return transport
     }
 
     /// Queue notifications through ioeventfds: the vCPU does not leave the kernel for them.
-    private func wireNotifications(_ transport: VirtioMMIOTransport) throws {
+    private func wireNotifications(_ transport: VirtioMMIOTransport, loop: EventLoop) throws {
         do {
             for queue in 0..<transport.queueCount {
                 let event = try OwnedDescriptor.eventFD("\(transport.name) queue \(queue)")

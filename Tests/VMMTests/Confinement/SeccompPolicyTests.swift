@@ -6,7 +6,8 @@ import CSeccomp
 /// The VMM's seccomp lists: they compile, name real syscalls, stay narrow, and a
 /// thread that leaves its list takes the whole process down with SIGSYS.
 @Suite struct SeccompPolicyTests {
-    @Test(arguments: [("process", SeccompPolicy.process), ("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop)])
+    @Test(arguments: [("process", SeccompPolicy.process), ("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop),
+                      ("network", SeccompPolicy.network)])
     func everyRuleNamesARealSyscallAndSaysWhy(_ list: (String, [SyscallRule])) throws {
         for rule in list.1 {
             #expect(seccomp_syscall_resolve_name(rule.name) >= 0, "\(list.0): \(rule.name)")
@@ -18,7 +19,7 @@ import CSeccomp
     /// A thread's filter stacks on the process's: a narrow list that named a syscall
     /// the process list lacks, or allowed an argument value it does not, would say
     /// more than the thread can do.
-    @Test(arguments: [("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop)])
+    @Test(arguments: [("vCPU", SeccompPolicy.vcpu), ("event loop", SeccompPolicy.eventLoop), ("network", SeccompPolicy.network)])
     func aNarrowListAllowsNothingTheProcessListDoesNot(_ list: (String, [SyscallRule])) throws {
         let process = Dictionary(uniqueKeysWithValues: SeccompPolicy.process.map { ($0.name, $0) })
         for rule in list.1 {
@@ -50,6 +51,17 @@ import CSeccomp
         }
         let ioctl = try #require(SeccompPolicy.eventLoop.first { $0.name == "ioctl" }?.argument)
         #expect(ioctl.index == 1 && ioctl.values == [UInt64(TIOCGWINSZ)])
+    }
+
+    /// The network thread moves frames between guest memory and a tap opened before
+    /// confinement: no socket of any kind, no ioctl, no thread, no signal to anyone.
+    @Test func theNetworkListMakesNoSocketsAndNoIoctls() {
+        let names = Set(SeccompPolicy.network.map(\.name))
+        for forbidden in ["socket", "socketpair", "connect", "bind", "sendto", "sendmsg", "recvfrom", "recvmsg", "ioctl",
+                          "clone", "clone3", "setns", "unshare", "tgkill", "kill", "execve", "prctl", "seccomp"] {
+            #expect(!names.contains(forbidden), "\(forbidden)")
+        }
+        #expect(SeccompPolicy.network.count < 25)
     }
 
     /// A vCPU-kind thread making a syscall the process allows but its own list does
@@ -86,5 +98,59 @@ import CSeccomp
             thread.join()
             exit(0)
         }
+    }
+    // MARK: - argument filters
+
+    /// Threads still start under the process list: clone3 fails with ENOSYS and
+    /// glibc's pthread_create falls back to clone with exactly the thread flags.
+    @Test func threadsStartUnderTheArgumentFilters() async {
+        await #expect(processExitsWith: .success) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            let thread = OSThread(name: "sm-clone-test") {}
+            try thread.start()
+            thread.join()
+            exit(0)
+        }
+    }
+
+    /// fork (clone with SIGCHLD and no CLONE_THREAD) ends the whole VMM.
+    @Test func aForkKillsTheProcess() async {
+        await #expect(processExitsWith: .signal(SIGSYS)) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            _ = fork()
+            exit(0)
+        }
+    }
+
+    /// kill only on the VMM itself (signal 0 probes without sending).
+    @Test func killOfAnotherProcessKillsTheProcess() async {
+        await #expect(processExitsWith: .success) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            guard kill(getpid(), 0) == 0 else { exit(3) }
+            exit(0)
+        }
+        await #expect(processExitsWith: .signal(SIGSYS)) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            _ = kill(1, 0)
+            exit(0)
+        }
+    }
+
+    /// Sockets of the unix family only.
+    @Test func anInternetSocketKillsTheProcess() async {
+        await #expect(processExitsWith: .signal(SIGSYS)) {
+            try SeccompFilter.install(SeccompPolicy.process(pid: getpid()), allThreads: true)
+            _ = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            exit(0)
+        }
+    }
+
+    @Test func theCloneRulesSayWhatTheyAllow() throws {
+        let clone = try #require(SeccompPolicy.process.first { $0.name == "clone" }?.argument)
+        #expect(clone.index == 0 && clone.values == [0x3d0f00])
+        let clone3 = try #require(SeccompPolicy.process.first { $0.name == "clone3" })
+        #expect(clone3.errno == ENOSYS && clone3.argument == nil)
+        let kill = try #require(SeccompPolicy.process(pid: 4242).first { $0.name == "kill" }?.argument)
+        #expect(kill.index == 0 && kill.values == [4242])
     }
 }

@@ -25,6 +25,7 @@ extension PassthroughFileSystem {
         let path = Linux.procPath(inode.fd)
         if change.has(FuseConstant.setattrMode) {
             let mode = mode_t(change.mode) & 0o7777
+            try requireSetIDAllowed(UInt32(mode), type: inode.type, "SETATTR \(argument) mode")
             if let handle {
                 try fsCall("fchmod", argument) { fchmod(handle.fd.rawValue, mode) }
             } else {

@@ -16,6 +16,10 @@ extension PassthroughFileSystem {
         guard [S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].contains(type) else {
             throw .invalid("MKNOD `\(name)`: file type \(String(type, radix: 8))")
         }
+        if type == S_IFCHR || type == S_IFBLK, !allowsDevices {
+            throw FuseError(EPERM, "MKNOD `\(name)`: device nodes not granted to the container (CAP_MKNOD)")
+        }
+        try requireSetIDAllowed(mode, type: type, "MKNOD `\(name)`")
         return try make(parent: parent, name: name, mode: mode, caller: caller, what: "mknodat") { dirfd, cname in
             mknodat(dirfd, cname, mode_t(mode), dev_t(rdev))
         }
@@ -43,6 +47,7 @@ extension PassthroughFileSystem {
     public func create(parent: UInt64, name: FuseName, flags: UInt32, mode: UInt32,
                        caller: FuseCaller) throws(FuseError) -> (FuseEntry, UInt64) {
         try entryName(name, "CREATE")
+        try requireSetIDAllowed(mode, type: S_IFREG, "CREATE `\(name)`")
         let directory = try self.directory(parent)
         let parentStat = try attributes(directory, parent)
         let openFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW | O_CLOEXEC

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Who made a request (from fuse_in_header): new files are owned by them.
 public struct FuseCaller: Sendable, Equatable {
@@ -37,6 +38,24 @@ public final class PassthroughFileSystem {
     /// A read-only share: every change fails with EROFS here, whatever the guest's
     /// mount says (the guest kernel is not trusted to honour its own `ro`).
     public let readOnly: Bool
+    /// Whether the guest may make set-user-ID files and set-group-ID files (not
+    /// directories: their S_ISGID only passes the group on). Off when the container's
+    /// spec does not grant CAP_FSETID: then CREATE, MKNOD and SETATTR asking for them
+    /// get EPERM, so no setuid file made by the guest appears in the host's directory.
+    public var allowsSetID: Bool {
+        get { setIDAllowed.load(ordering: .relaxed) }
+        set { setIDAllowed.store(newValue, ordering: .relaxed) }
+    }
+    /// Whether the guest may make device nodes. Off when the spec does not grant
+    /// CAP_MKNOD (the VMM then lacks it too, and the host kernel would refuse as well).
+    /// Both may change while the guest runs (the container's set-up may, its process
+    /// may not), hence atomics.
+    public var allowsDevices: Bool {
+        get { devicesAllowed.load(ordering: .relaxed) }
+        set { devicesAllowed.store(newValue, ordering: .relaxed) }
+    }
+    private let setIDAllowed = Atomic<Bool>(true)
+    private let devicesAllowed = Atomic<Bool>(true)
     var inodes: InodeTable
     var handles = HandleTable()
     /// The host fds the inodes and handles hold, against this share's cap and the
@@ -71,6 +90,13 @@ public final class PassthroughFileSystem {
     }
 
     // MARK: - helpers shared by the operation files
+
+    /// EPERM for set-ID bits the share does not allow (`allowsSetID`) on a node of `type`.
+    func requireSetIDAllowed(_ mode: UInt32, type: mode_t, _ what: @autoclosure () -> String) throws(FuseError) {
+        guard !allowsSetID else { return }
+        let bits = mode_t(mode) & (type == S_IFDIR ? S_ISUID : S_ISUID | S_ISGID)
+        guard bits == 0 else { throw FuseError(EPERM, "\(what()): set-ID bits \(String(bits, radix: 8)) not granted to the container (CAP_FSETID)") }
+    }
 
     /// EROFS on a read-only share.
     func requireWritable(_ what: @autoclosure () -> String) throws(FuseError) {

@@ -146,6 +146,14 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         lock.withLock { _ in device.statistics.map { "\(name): \($0)" } }
     }
 
+    /// Runs `body` on the device under the transport lock whatever the device's state
+    /// (not activated, failed): for host-side bookkeeping that touches no queue.
+    public func withDeviceAnyState<D: VirtioDevice>(_ type: D.Type, _ body: (D) -> Void) {
+        lock.withLock { _ in
+            if let device = device as? D { body(device) }
+        }
+    }
+
     // MARK: - snapshots
 
     /// The registers, queues and device state, with the guest stopped: first serves
