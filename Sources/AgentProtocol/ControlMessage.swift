@@ -6,7 +6,7 @@ import OCIBundle
 /// | type | direction | fields |
 /// | --- | --- | --- |
 /// | hello | both, first: the VMM's on connection, the agent's in one write with its answer to create | version |
-/// | create | VMM -> agent | process (id), spec (OCI process), network (none: `lo` only), mounts, hostname, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
+/// | create | VMM -> agent | process (id), spec (OCI process), network (none: `lo` only), mounts, hostname, domainname, sysctl, rootReadonly, maskedPaths, readonlyPaths, hooks (createContainer, startContainer), state (JSON for hooks) |
 /// | created | agent -> VMM | process: the root and mounts are ready, the process not yet started |
 /// | start | VMM -> agent | process: run the created process |
 /// | exec | VMM -> agent | process (a new id > 1), spec: run another process in the running container |
@@ -48,6 +48,10 @@ public struct ControlMessage: Codable, Equatable, Sendable {
     /// rewritten by the host to paths in the guest) and hostname.
     public var mounts: [Mount]?
     public var hostname: String?
+    /// With `create`: `domainname` (setdomainname) and `linux.sysctl` (written to the
+    /// guest kernel's /proc/sys; the host checked them as runc does).
+    public var domainname: String?
+    public var sysctl: [String: String]?
     /// With `create`: `root.readonly` (the rootfs is mounted read-only in the guest).
     public var rootReadonly: Bool?
     /// With `create`: `linux.maskedPaths` and `linux.readonlyPaths`.
@@ -76,6 +80,7 @@ public struct ControlMessage: Codable, Equatable, Sendable {
                 mounts: [Mount]? = nil, hostname: String? = nil, rootReadonly: Bool? = nil,
                 maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil, hooks: Hooks? = nil, state: String? = nil,
                 seccomp: [UInt8]? = nil, devices: [Device]? = nil, network: GuestNetwork? = nil,
+                domainname: String? = nil, sysctl: [String: String]? = nil,
                 pid: Int32? = nil,
                 signal: Int32? = nil, rows: UInt16? = nil, columns: UInt16? = nil, exitCode: Int32? = nil, message: String? = nil) {
         self.type = type
@@ -92,6 +97,8 @@ public struct ControlMessage: Codable, Equatable, Sendable {
         self.seccomp = seccomp
         self.devices = devices
         self.network = network
+        self.domainname = domainname
+        self.sysctl = sysctl
         self.pid = pid
         self.signal = signal
         self.rows = rows

@@ -28,8 +28,39 @@ extension Linux {
         if let rootfsPropagation { v.known(rootfsPropagation, at: "linux.rootfsPropagation") }
         for (i, path) in (maskedPaths ?? []).enumerated() { v.absolute(path, at: "linux.maskedPaths[\(i)]") }
         for (i, path) in (readonlyPaths ?? []).enumerated() { v.absolute(path, at: "linux.readonlyPaths[\(i)]") }
+        checkSysctl(&v)
         seccomp?.check(&v)
         if let personality { v.known(personality.domain, at: "linux.personality.domain") }
+    }
+}
+
+extension Linux {
+    /// The IPC namespace's sysctls besides `fs.mqueue.*` (runc's list).
+    static let ipcSysctls: Set<String> = [
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    ]
+
+    /// `linux.sysctl` as runc allows it: only sysctls of a namespace the container has
+    /// its own of (ipc, network, uts), in runc's words. In a microVM every sysctl is
+    /// the guest kernel's, but a bundle that runc refuses must not run here either.
+    /// A namespaced name the guest kernel lacks fails at create, in the guest
+    /// ("open /proc/sys/...: no such file or directory", as runc's init).
+    func checkSysctl(_ v: inout Validator) {
+        for name in (sysctl ?? [:]).keys.sorted() {
+            let at = "linux.sysctl"
+            if Self.ipcSysctls.contains(name) || name.hasPrefix("fs.mqueue.") {
+                if namespace(.ipc) == nil { v.fail(at, "sysctl \(Validator.quote(name)) is not allowed in the hosts ipc namespace") }
+            } else if name.hasPrefix("net.") {
+                if namespace(.network) == nil { v.fail(at, "sysctl \(Validator.quote(name)) not allowed in host network namespace") }
+            } else if namespace(.uts) != nil && name == "kernel.domainname" {
+                continue
+            } else if namespace(.uts) != nil && name == "kernel.hostname" {
+                v.fail(at, "sysctl \(Validator.quote(name)) is not allowed as it conflicts with the OCI \"hostname\" field")
+            } else {
+                v.fail(at, "sysctl \(Validator.quote(name)) is not in a separate kernel namespace")
+            }
+        }
     }
 }
 

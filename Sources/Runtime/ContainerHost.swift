@@ -30,6 +30,8 @@ package final class ContainerHost: @unchecked Sendable {
     private var resizeSource: DispatchSourceSignal?
     /// The exec proxies' host pids (from SO_PEERCRED), by exec connection.
     private var execProxies: [Int32: pid_t] = [:]
+    /// The status `pause` found (running, or created), which `resume` restores.
+    private var pausedFrom = ContainerStatus.running
     /// Whether the VMM confines itself (seccomp on every thread, capabilities dropped).
     /// Off only for diagnosis, and only by the host's operator (`confines`).
     package let confined: Bool
@@ -111,7 +113,8 @@ package final class ContainerHost: @unchecked Sendable {
                                    readonlyPaths: spec.linux?.readonlyPaths, hooks: hooks,
                                    state: String(decoding: try OCIJSON.encodeCompact(StateDocument(record, status: .created)), as: UTF8.self),
                                    seccomp: try spec.linux?.seccomp.map(ContainerSeccomp.compile),
-                                   devices: spec.linux?.devices, network: plan.network?.guest))
+                                   devices: spec.linux?.devices, network: plan.network?.guest,
+                                   domainname: spec.domainname, sysctl: spec.linux?.sysctl))
         // Restored (RAM mapped from the snapshot file, state loaded) or built to boot,
         // here: before the VMM joins its cgroup and confines itself.
         machine = try SnapshotCache.machine(configuration, plan: planned) { reporter.debug($0) }
@@ -246,18 +249,24 @@ package final class ContainerHost: @unchecked Sendable {
     }
 
     /// Freezes the guest (its vCPU leaves KVM_RUN and waits); state `paused`.
+    /// A running container, or (as runc freezes one too) a created one: `resume`
+    /// gives back the status it had.
     package func pause() throws {
-        guard session.wait(timeout: 0, until: { _ in true }) == .running, record.status == .running else {
+        let phase = session.wait(timeout: 0, until: { _ in true })
+        guard (phase == .running && record.status == .running) || (phase == .created && record.status == .created) else {
             throw RuntimeError(record.status == .paused ? "container already paused" : "container not running")
         }
         guard machine.pause() else { throw RuntimeError("pause: the vCPU did not stop") }
+        let before = record.status
+        lock.withLock { pausedFrom = before }
         try update { $0.status = .paused }
     }
 
     package func resume() throws {
         guard record.status == .paused else { throw RuntimeError("container not paused") }
         machine.resume()
-        try update { $0.status = .running }
+        let before = lock.withLock { pausedFrom }
+        try update { $0.status = before }
     }
 
     /// Waits for the guest to end; records `stopped` with the outcome.

@@ -11,6 +11,12 @@ package enum ContainerSeccomp {
     package static let maximumBytes = 4096 * 8
 
     package static func compile(_ profile: OCIBundle.Seccomp) throws -> [UInt8] {
+        // runc hands a listener the container's notify fd; the filter runs in the guest
+        // kernel, whose fd cannot reach a host process: refused here, before a guest
+        // boots, rather than leaving the listener waiting.
+        if let path = profile.listenerPath, !path.isEmpty {
+            throw RuntimeError("seccomp: listenerPath \(path): a seccomp notify listener cannot receive notifications from a microVM's guest kernel")
+        }
         guard let filter = seccomp_init(try action(profile.defaultAction, errno: profile.defaultErrnoRet)) else {
             throw RuntimeError("seccomp: default action \(profile.defaultAction.rawValue) is not supported")
         }

@@ -32,12 +32,27 @@ package struct CreateRequest {
             throw RuntimeError("cannot use console socket if runc will not detach or allocate tty")
         }
         guard preserveFds == 0 else { throw RuntimeError("--preserve-fds: host file descriptors cannot be passed into a microVM") }
+        let activated = Self.socketActivationFds(ProcessInfo.processInfo.environment, pid: getpid())
+        guard activated == 0 else {
+            throw RuntimeError("LISTEN_FDS=\(activated): socket activation passes host file descriptors, which cannot be passed into a microVM")
+        }
         // The microVM's size from the limits and annotations: refused here when it cannot be.
         // Namespaces given by path: each must be a namespace of its entry's type.
         try NamespacePaths.check(loaded.spec.linux?.namespaces ?? [])
         var plan = try ContainerPlan(bundle: loaded)
         try plan.resolveMachine()
         return plan
+    }
+}
+
+extension CreateRequest {
+    /// The fds systemd socket activation gives this process (LISTEN_FDS, when
+    /// LISTEN_PID is `pid`), which runc passes on to the container as 3... with
+    /// LISTEN_FDS and LISTEN_PID=1; 0 when there are none or they are for another process.
+    package static func socketActivationFds(_ environment: [String: String], pid: pid_t) -> Int {
+        guard let owner = environment["LISTEN_PID"].flatMap({ Int32($0) }), owner == pid,
+              let count = environment["LISTEN_FDS"].flatMap({ Int($0) }), count > 0 else { return 0 }
+        return count
     }
 }
 

@@ -80,7 +80,7 @@ package struct StateDirectory {
         if mkdir(root, 0o711) != 0 && errno != EEXIST { throw RuntimeError.system("mkdir", root) }
         let directory = StateDirectory(root: root, id: id)
         guard mkdir(directory.path, 0o711) == 0 else {
-            if errno == EEXIST { throw RuntimeError("container with id exists: \(id)") }
+            if errno == EEXIST { throw RuntimeError("container with given ID already exists: \(id)") }
             throw RuntimeError.system("mkdir", directory.path)
         }
         return directory

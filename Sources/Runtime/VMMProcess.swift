@@ -1,5 +1,6 @@
 import Foundation
 import CPosix
+import OCIBundle
 
 /// Spawning the VMM process that `create` leaves behind: `sm-runc … vmm --ready-fd 3 ID`
 /// (the container's plan is in its state directory, saved by `create`)
@@ -20,8 +21,10 @@ package enum VMMProcess {
     ///
     /// With `followTerminal` (run in a terminal), fd 0 is already a terminal: the VMM
     /// shares our process group, gets its SIGWINCH and passes the size on.
+    /// `consoleSize` (process.consoleSize) is set on that pty before the master leaves,
+    /// as runc does; the guest's pty follows it at start.
     package static func spawn(globals: RuntimeOptions, id: String, consoleSocket: String? = nil,
-                      followTerminal: Bool = false) throws -> pid_t {
+                      consoleSize: Box? = nil, followTerminal: Bool = false) throws -> pid_t {
         var slave: Int32 = -1
         if let consoleSocket {
             var master: Int32 = -1
@@ -30,6 +33,9 @@ package enum VMMProcess {
             guard cposix_make_raw(slave) == 0 else {
                 close(slave)
                 throw RuntimeError.system("tcsetattr", "pty")
+            }
+            if let consoleSize {
+                _ = cposix_set_window_size(master, UInt16(clamping: consoleSize.height), UInt16(clamping: consoleSize.width))
             }
             do {
                 let socket = try connectUnix(consoleSocket)

@@ -48,6 +48,7 @@ enum Container {
             try makeDevices(defaultDevices + (create.devices ?? []))
             makeDevLinks()
         }
+        makeWorkingDirectory(create.spec?.cwd ?? "/")
         for path in create.readonlyPaths ?? [] {
             try readonlyPath(path)
         }
@@ -59,6 +60,61 @@ enum Container {
         if readOnly, mount(nil, root, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY), nil) != 0 {
             throw AgentError("remount \(root) read-only: \(String(cString: strerror(errno)))")
         }
+        try writeSysctls(create.sysctl ?? [:])
+    }
+
+    /// The process's working directory, made (as root, 0755) when it does not exist,
+    /// as runc does at create. Inside the root (symlinks resolved there), before
+    /// `root.readonly` applies.
+    static func makeWorkingDirectory(_ cwd: String) {
+        guard !cwd.isEmpty, cwd != "/" else { return }
+        makeDirectories(resolveInRoot(cwd))
+    }
+
+    /// `linux.sysctl`, written to the guest kernel's /proc/sys (the host refused what
+    /// runc refuses); a name the kernel lacks fails create with runc's words.
+    static func writeSysctls(_ sysctl: [String: String]) throws {
+        for (name, value) in sysctl.sorted(by: { $0.key < $1.key }) {
+            let path = "/proc/sys/" + name.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "/")
+            guard !name.split(separator: ".").contains(".."), !name.contains("/") else {
+                throw AgentError("sysctl \(name): not a sysctl name")
+            }
+            let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            guard fd >= 0 else { throw AgentError("open \(path): \(String(cString: strerror(errno)).lowercased())") }
+            defer { close(fd) }
+            var bytes = Array(value.utf8)
+            let written = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == bytes.count else { throw AgentError("write \(path): \(String(cString: strerror(errno)).lowercased())") }
+        }
+    }
+
+    /// `path` (absolute, as the container sees it) resolved inside the container's
+    /// root, as runc's securejoin does: symlinks are followed with the root as "/",
+    /// ".." stops at the root, and components past a missing one are kept as they
+    /// are. So a mount on a dangling symlink lands where the link points, inside the
+    /// container (runc's behaviour), never on the agent's own tree.
+    static func resolveInRoot(_ path: String) -> String {
+        var resolved: [String] = []
+        var pending = path.split(separator: "/").reversed().map(String.init)
+        var links = 0
+        var buffer = [CChar](repeating: 0, count: 4097)
+        while let part = pending.popLast() {
+            if part == "." { continue }
+            if part == ".." { _ = resolved.popLast(); continue }
+            let candidate = root + "/" + (resolved + [part]).joined(separator: "/")
+            var st = stat()
+            guard links < 255, lstat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFLNK else {
+                resolved.append(part)
+                continue
+            }
+            links += 1
+            let n = readlink(candidate, &buffer, 4096)
+            guard n > 0 else { resolved.append(part); continue }
+            let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if target.hasPrefix("/") { resolved = [] }
+            pending += target.split(separator: "/").reversed().map(String.init)
+        }
+        return resolved.isEmpty ? root : root + "/" + resolved.joined(separator: "/")
     }
 
     static func isBind(_ entry: Mount) -> Bool {
@@ -107,7 +163,7 @@ enum Container {
             try bindMount(entry, options)
             return
         }
-        let target = root + entry.destination
+        let target = resolveInRoot(entry.destination)
         if type == "cgroup" || type == "cgroup2" {
             // The guest has one cgroup hierarchy, the unified one (cgroup v1's
             // per-controller mounts are not offered).
@@ -140,7 +196,7 @@ enum Container {
         guard let source = entry.source, !source.isEmpty else {
             throw AgentError("mount to \(entry.destination): a bind mount needs a source")
         }
-        let target = root + entry.destination
+        let target = resolveInRoot(entry.destination)
         var st = stat()
         guard stat(source, &st) == 0 else {
             throw AgentError("mount \(source) to \(entry.destination): \(String(cString: strerror(errno)))")
@@ -170,14 +226,17 @@ enum Container {
     }
 
     /// `linux.readonlyPaths` as runc does it: the path bound onto itself, then
-    /// remounted read-only, nosuid, nodev, noexec. A missing path is ignored.
+    /// remounted read-only, keeping the nosuid, nodev and noexec it had (statfs). A
+    /// missing path is ignored.
     static func readonlyPath(_ path: String) throws {
         let target = root + path
         guard mount(target, target, nil, UInt(MS_BIND | MS_REC), nil) == 0 else {
             if errno == ENOENT { return }
             throw AgentError("readonly path \(path): bind: \(String(cString: strerror(errno)))")
         }
-        guard mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) == 0 else {
+        var fs = statvfs()
+        let kept = statvfs(target, &fs) == 0 ? UInt(fs.f_flag) & UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC) : 0
+        guard mount(nil, target, nil, UInt(MS_REMOUNT | MS_BIND | MS_RDONLY) | kept, nil) == 0 else {
             throw AgentError("readonly path \(path): remount read-only: \(String(cString: strerror(errno)))")
         }
     }
@@ -294,7 +353,11 @@ enum Container {
     /// `executable` is args[0] as `checkExecutable` resolved it.
     static func launch(_ spec: Spec.Process, executable: String, seccomp: [UInt8]?) throws -> Launched {
         guard let args = spec.args, !args.isEmpty else { throw AgentError("process.args is empty") }
-        let environment = withHostWorkarounds(spec.env ?? [])
+        var environment = withHostWorkarounds(spec.env ?? [])
+        if !environment.contains(where: { $0.hasPrefix("HOME=") }) {
+            // As runc: HOME from the user's /etc/passwd entry in the container, else "/".
+            environment.append("HOME=" + UserDatabase.home(uid: spec.user.uid, root: root))
+        }
         if spec.terminal == true {
             // The pty comes from the container's devpts (as runc opens /dev/ptmx inside
             // the container), so it is /dev/pts/N there; without one, from the agent's.
@@ -307,6 +370,10 @@ enum Container {
             }
             var master: Int32 = -1, slave: Int32 = -1
             guard cposix_open_pty_in(ptmx, &master, &slave) == 0 else { throw AgentError("open pty \(ptmx): \(String(cString: strerror(errno)))") }
+            if let size = spec.consoleSize {
+                // process.consoleSize, as runc sets it on the pty before the process starts.
+                _ = cposix_set_window_size(master, UInt16(clamping: size.height), UInt16(clamping: size.width))
+            }
             let input = dup(master)
             let pid = try spawn(spec, executable: executable, args: args, environment: environment, stdio: .terminal(slave), seccomp: seccomp)
             close(slave)
@@ -339,6 +406,8 @@ enum Container {
             limits.append((resource, limit.soft, limit.hard))
         }
         let capabilities = spec.capabilities.map(CapabilityMasks.init)
+        // As runc (whose user is always "uid:gid" here): additionalGids only, not the
+        // groups /etc/group lists the user in.
         let groups = (spec.user.additionalGids ?? []).map { UInt32($0) }
         let cArgs = args.map { strdup($0) } + [nil]
         let cEnv = environment.map { strdup($0) } + [nil]

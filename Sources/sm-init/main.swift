@@ -101,6 +101,7 @@ func serve(_ channel: Channel) {
             return
         }
         if let hostname = create.hostname { _ = sethostname(hostname, hostname.utf8.count) }
+        if let domainname = create.domainname { _ = setdomainname(domainname, domainname.utf8.count) }
         let hookState = Array((create.state ?? "{}").utf8)
         let executable: String
         do {

@@ -28,7 +28,8 @@ struct Create: ParsableCommand {
             try state.savePlan(plan)
             SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
             let pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
-                                           consoleSocket: plan.spec.process?.terminal == true ? consoleSocket : nil)
+                                           consoleSocket: plan.spec.process?.terminal == true ? consoleSocket : nil,
+                                           consoleSize: plan.spec.process?.consoleSize)
             if let pidFile { try writePidFile(pidFile, pid) }
         } catch {
             if let network = plan.network { NetworkSetup.release(network) }

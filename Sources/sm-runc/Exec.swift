@@ -99,6 +99,10 @@ struct Exec: ParsableCommand {
                 guard cposix_open_pty(&master, &ownedSlave) == 0 else { throw RuntimeError.system("open", "/dev/ptmx") }
                 defer { close(master) }
                 _ = cposix_make_raw(ownedSlave)
+                if let size = spec.consoleSize {
+                    // process.consoleSize on the pty before the master leaves, as runc.
+                    _ = cposix_set_window_size(master, UInt16(clamping: size.height), UInt16(clamping: size.width))
+                }
                 let socket = try connectUnix(consoleSocket)
                 defer { close(socket) }
                 guard cposix_send_fd(socket, master, "/dev/ptmx") == 0 else { throw RuntimeError.system("sendmsg", consoleSocket) }

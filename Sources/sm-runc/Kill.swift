@@ -18,8 +18,13 @@ struct Kill: ParsableCommand {
         let number = try Signals.parse(signal)
         let container = try ContainerLookup(root: globals.root, id: id)
         guard container.status == .created || container.status == .running || container.status == .paused else {
+            // As runc 1.1: with --all a stopped container has no process left to signal,
+            // which is not an error (containerd's shim sends kill --all after an exit).
+            if all && container.status == .stopped { return }
             throw RuntimeError("container not running")
         }
+        // Signal 0 (as runc, kill(2)): the container exists and is not stopped; nothing is sent.
+        if number == 0 { return }
         if number == SIGKILL {
             try container.killVMM()
             return

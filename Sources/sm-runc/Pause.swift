@@ -12,7 +12,7 @@ struct Pause: ParsableCommand {
 
     func run() throws {
         let container = try ContainerLookup(root: globals.root, id: id)
-        guard container.status == .running else {
+        guard container.status == .running || container.status == .created else {
             throw RuntimeError(container.status == .paused ? "container already paused" : "container not running")
         }
         _ = try ControlChannel.request("pause", socket: container.state.controlSocket)

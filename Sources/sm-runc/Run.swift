@@ -49,7 +49,8 @@ struct Run: ParsableCommand {
         let pid: pid_t
         do {
             pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
-                                       consoleSocket: terminal ? consoleSocket : nil, followTerminal: ownTerminal)
+                                       consoleSocket: terminal ? consoleSocket : nil, consoleSize: plan.spec.process?.consoleSize,
+                                       followTerminal: ownTerminal)
             if let pidFile { try writePidFile(pidFile, pid) }
             _ = try ControlChannel.request("start", socket: state.controlSocket)
         } catch {

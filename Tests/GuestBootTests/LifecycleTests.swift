@@ -219,7 +219,7 @@ extension VMBootTests {
             }
             let pid = try #require(pid_t(try String(contentsOf: pidFile, encoding: .utf8)))
             let duplicate = try Self.smRunc(["create", "-b", bundle.path, "lc-kill"], root: root)
-            #expect(duplicate.status == 1 && duplicate.stderr.contains("container with id exists: lc-kill"))
+            #expect(duplicate.status == 1 && duplicate.stderr.contains("container with given ID already exists"))
             #expect(try Self.smRunc(["kill", "lc-kill", "9"], root: root).status == 0)
             #expect(try Self.awaitStatus("stopped", "lc-kill", root: root) == "stopped")
             let status = try #require(Self.reap(pid))

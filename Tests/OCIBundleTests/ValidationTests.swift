@@ -8,6 +8,14 @@ struct ValidationCase: Sendable, CustomStringConvertible {
 }
 
 @Suite struct ValidationTests {
+    /// The sysctls of the container's own namespaces pass (runc's rules).
+    @Test func namespacedSysctlsPass() {
+        var spec = Spec.example()
+        spec.linux?.namespaces = [.init(type: .ipc), .init(type: .network), .init(type: .uts), .init(type: .mount)]
+        spec.linux?.sysctl = ["kernel.shmmax": "65536", "fs.mqueue.msg_max": "9", "net.ipv4.ip_forward": "1", "kernel.domainname": "a"]
+        #expect(spec.validationErrors() == [])
+    }
+
     static let cases: [ValidationCase] = [
         ValidationCase(message: "config.json: ociVersion: must not be empty") { $0.ociVersion = "" },
         ValidationCase(message: #"config.json: ociVersion: unsupported "2.0.0" (want 1.0.0 to 1.2.x)"#) { $0.ociVersion = "2.0.0" },
@@ -47,6 +55,24 @@ struct ValidationCase: Sendable, CustomStringConvertible {
             $0.hostname = nil
             $0.domainname = "example.com"
             $0.linux?.namespaces = nil
+        },
+        ValidationCase(message: #"config.json: linux.sysctl: sysctl "net.ipv4.ip_forward" not allowed in host network namespace"#) {
+            $0.linux?.namespaces?.removeAll { $0.type == .network }
+            $0.linux?.sysctl = ["net.ipv4.ip_forward": "1"]
+        },
+        ValidationCase(message: #"config.json: linux.sysctl: sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace"#) {
+            $0.linux?.namespaces?.removeAll { $0.type == .ipc }
+            $0.linux?.sysctl = ["kernel.shmmax": "65536"]
+        },
+        ValidationCase(message: #"config.json: linux.sysctl: sysctl "fs.mqueue.msg_max" is not allowed in the hosts ipc namespace"#) {
+            $0.linux?.namespaces?.removeAll { $0.type == .ipc }
+            $0.linux?.sysctl = ["fs.mqueue.msg_max": "9"]
+        },
+        ValidationCase(message: #"config.json: linux.sysctl: sysctl "vm.swappiness" is not in a separate kernel namespace"#) {
+            $0.linux?.sysctl = ["vm.swappiness": "10"]
+        },
+        ValidationCase(message: #"config.json: linux.sysctl: sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field"#) {
+            $0.linux?.sysctl = ["kernel.hostname": "x"]
         },
         ValidationCase(message: "config.json: mounts[1].destination: must be an absolute path") { $0.mounts?[1].destination = "dev" },
         ValidationCase(message: "config.json: mounts[0].destination: must not be empty") { $0.mounts?[0].destination = "" },

@@ -15,7 +15,8 @@ enum Signals {
 
     static func parse(_ text: String) throws -> Int32 {
         if let number = Int32(text) {
-            guard number > 0, number < 65 else { throw RuntimeError("invalid signal: \(text)") }
+            // 0, as kill(2): no signal, only whether the container can be signalled.
+            guard number >= 0, number < 65 else { throw RuntimeError("invalid signal: \(text)") }
             return number
         }
         var name = text.uppercased()
