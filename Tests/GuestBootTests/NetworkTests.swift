@@ -66,7 +66,7 @@ extension VMBootTests {
                 ("host", ["namespaces": [["type": "pid"], ["type": "mount"], ["type": "uts"]]], "cannot share the host's network stack"),
                 ("missing", ["namespaces": [["type": "pid"], ["type": "uts"], ["type": "network", "path": "/run/netns/sm-runc-test-no-such-netns"]]],
                  "network path /run/netns/sm-runc-test-no-such-netns: open: no such file or directory"),
-                ("uts", ["namespaces": [["type": "pid"], ["type": "uts"], ["type": "network", "path": "/proc/self/ns/uts"]]], "is not a network namespace"),
+                ("uts", ["namespaces": [["type": "pid"], ["type": "uts"], ["type": "network", "path": "/proc/self/ns/uts"]]], "is a uts namespace, not a network namespace"),
             ]
             for (id, linux, message) in cases {
                 let bundle = try RunCommandTests.makeBundle(args: ["true"], linux: linux)

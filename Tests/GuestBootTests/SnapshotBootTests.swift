@@ -100,7 +100,7 @@ extension VMBootTests {
             let snapshot = try Snapshot.load(Self.snapshotPath, expecting: Self.identity)
             #expect(snapshot.header.formatVersion == 2)
             #expect(snapshot.devices.devices.map(\.name) ==
-                    ["virtio-console", "virtio-vsock", "virtio-net", "virtio-fs sm-guest", "virtio-fs rootfs", "virtio-fs binds", "virtio-balloon"])
+                    ["virtio-console", "virtio-vsock", "virtio-fs sm-guest", "virtio-fs rootfs", "virtio-fs binds", "virtio-balloon"])
             // Every device was brought up by its driver (DRIVER_OK).
             for device in snapshot.devices.devices { #expect(device.transport.status & 4 != 0, "\(device.name)") }
         }

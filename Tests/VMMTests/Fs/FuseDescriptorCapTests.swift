@@ -41,10 +41,14 @@ extension FuseTests {
             // A name the guest already holds needs no new fd.
             #expect(try share.lookup("f0").nodeid == nodes[0])
             #expect(share.fileSystem.heldDescriptors == 8)
-            // The host fds stay bounded however often the guest asks.
+            // The host fds stay bounded however often the guest asks: 200 refused lookups
+            // leave the process with about as many fds as before. (Other suites run in
+            // parallel and open fds of their own, so the margin; a leak per request
+            // would show 200 more.)
             let before = try Self.openFDs()
             #expect((0..<200).allSatisfy { _ in share.lookupError("f7") == EMFILE })
-            #expect(try Self.openFDs() == before)
+            #expect(try Self.openFDs() - before < 50)
+            #expect(share.fileSystem.heldDescriptors == 8)
 
             // FORGET down to zero frees the inode's slot.
             share.forget(nodes[5], 1)
