@@ -19,7 +19,8 @@ package struct CreateRequest {
         self.detached = detached
     }
 
-    package func validated() throws -> ContainerPlan {
+    /// `debug` gets what the network plan found (`NetworkSetup.plan`).
+    package func validated(debug: (String) -> Void = { _ in }) throws -> ContainerPlan {
         do { try validateContainerID(id) } catch { throw RuntimeError("\(error)") }
         let loaded: OCIBundle.Bundle
         do { loaded = try OCIBundle.Bundle.load(bundle) } catch { throw RuntimeError("\(error)") }
@@ -36,11 +37,14 @@ package struct CreateRequest {
         guard activated == 0 else {
             throw RuntimeError("LISTEN_FDS=\(activated): socket activation passes host file descriptors, which cannot be passed into a microVM")
         }
-        // The microVM's size from the limits and annotations: refused here when it cannot be.
         // Namespaces given by path: each must be a namespace of its entry's type.
         try NamespacePaths.check(loaded.spec.linux?.namespaces ?? [])
+        // The microVM's size from the limits and annotations: refused here when it cannot be.
         var plan = try ContainerPlan(bundle: loaded)
         try plan.resolveMachine()
+        // The engine's network as found in the netns (wired by the caller once the
+        // state directory exists).
+        plan.network = try NetworkSetup.plan(for: plan.spec, debug: debug)
         return plan
     }
 }

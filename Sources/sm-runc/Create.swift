@@ -20,8 +20,8 @@ struct Create: ParsableCommand {
     @Argument(help: "The container id.") var id: String
 
     func run() throws {
-        var plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds).validated()
-        plan.network = try NetworkSetup.plan(for: plan.spec) { [reporter = globals.reporter] in reporter.debug($0) }
+        let plan = try CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds)
+            .validated { [reporter = globals.reporter] in reporter.debug($0) }
         let state = try StateDirectory.create(root: globals.root, id: id)
         do {
             if let network = plan.network { try NetworkSetup.wire(network) }

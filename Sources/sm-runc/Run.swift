@@ -26,8 +26,7 @@ struct Run: ParsableCommand {
     func run() throws {
         var request = CreateRequest(id: id, bundle: bundle, consoleSocket: consoleSocket, preserveFds: preserveFds)
         request.detached = detach
-        var plan = try request.validated()
-        plan.network = try NetworkSetup.plan(for: plan.spec) { [reporter = globals.reporter] in reporter.debug($0) }
+        let plan = try request.validated { [reporter = globals.reporter] in reporter.debug($0) }
         let terminal = plan.spec.process?.terminal == true
         // A terminal without a console socket is ours: raw while the guest's pty does
         // the line discipline (restored at the end); the VMM follows its size.
