@@ -23,8 +23,11 @@ package enum VMMProcess {
     /// shares our process group, gets its SIGWINCH and passes the size on.
     /// `consoleSize` (process.consoleSize) is set on that pty before the master leaves,
     /// as runc does; the guest's pty follows it at start.
+    /// `spawned` is called with the VMM's pid as soon as it exists, before it reports
+    /// (`run` kills it from there when interrupted).
     package static func spawn(globals: RuntimeOptions, id: String, consoleSocket: String? = nil,
-                      consoleSize: Box? = nil, followTerminal: Bool = false) throws -> pid_t {
+                      consoleSize: Box? = nil, followTerminal: Bool = false,
+                      spawned: (pid_t) -> Void = { _ in }) throws -> pid_t {
         var slave: Int32 = -1
         if let consoleSocket {
             var master: Int32 = -1
@@ -55,14 +58,15 @@ package enum VMMProcess {
         if slave >= 0 { arguments.append("--console") } else if followTerminal { arguments.append("--terminal") }
         arguments.append(id)
         return try spawnHelper(arguments: arguments, stdio: slave >= 0 ? slave : nil, newSession: slave >= 0,
-                               what: "the VMM process", until: "the container was created")
+                               what: "the VMM process", until: "the container was created", spawned: spawned)
     }
 
     /// Spawns `sm-runc <arguments>` (the VMM, or a detached exec proxy) with our fds
     /// 0-2 (or `stdio` on all three), the ready pipe on fd 3 and nothing else, and
     /// waits for its `ok`. On `error <message>` or an early end it is reaped.
     package static func spawnHelper(arguments: [String], stdio: Int32? = nil, newSession: Bool = false,
-                            what: String = "the exec proxy", until event: String = "the process started") throws -> pid_t {
+                            what: String = "the exec proxy", until event: String = "the process started",
+                            spawned: (pid_t) -> Void = { _ in }) throws -> pid_t {
         var pipeFDs: [Int32] = [-1, -1]
         guard cposix_pipe_cloexec(&pipeFDs) == 0 else { throw RuntimeError.system("pipe2", "ready") }
         defer { close(pipeFDs[0]) }
@@ -82,6 +86,7 @@ package enum VMMProcess {
         let rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attributes, argv, environ)
         close(pipeFDs[1])
         guard rc == 0 else { throw RuntimeError.system("spawn", what, errno: rc) }
+        spawned(pid)
 
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -99,12 +104,14 @@ package enum VMMProcess {
         throw RuntimeError("\(what) ended before \(event) (wait status \(status))")
     }
 
-    /// In the VMM: reports to `create` and closes the pipe.
-    package static func report(_ fd: Int32, _ result: Result<Void, Error>) {
+    /// In the VMM: reports to `create` and closes the pipe. False when nobody read it
+    /// (the creator is gone: killed, or a `run` that was interrupted).
+    @discardableResult
+    package static func report(_ fd: Int32, _ result: Result<Void, Error>) -> Bool {
+        defer { close(fd) }
         switch result {
-        case .success: writeAll(fd, Array("ok\n".utf8))
-        case .failure(let error): writeAll(fd, Array("error \(String(describing: error).replacingOccurrences(of: "\n", with: " "))\n".utf8))
+        case .success: return writeAll(fd, Array("ok\n".utf8))
+        case .failure(let error): return writeAll(fd, Array("error \(String(describing: error).replacingOccurrences(of: "\n", with: " "))\n".utf8))
         }
-        close(fd)
     }
 }

@@ -33,6 +33,21 @@ struct Run: ParsableCommand {
         var saved = termios()
         let ownTerminal = terminal && consoleSocket == nil && isatty(0) == 1 && tcgetattr(0, &saved) == 0
         let state = try StateDirectory.create(root: globals.root, id: id)
+        // Like `runc run`: signals sent to us go to the container's process once it
+        // started; before that they abort the run and leave nothing behind. With our
+        // own terminal the VMM gets SIGWINCH itself (same process group) and resizes.
+        let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] + (ownTerminal ? [] : [SIGWINCH])
+        let restoreTerminal: @Sendable () -> Void = { [saved] in
+            var saved = saved
+            if ownTerminal { tcsetattr(0, TCSANOW, &saved) }
+        }
+        let signals = RunSignals(forwarded) { [globals, id, network = plan.network] number in
+            globals.reporter.debug("run of \(id) interrupted by signal \(number) before its process started: the container is removed")
+            if let network { NetworkSetup.release(network) }
+            try? StateDirectory(root: globals.root, id: id).remove()
+            restoreTerminal()
+        }
+        defer { signals.cancel() }
         do {
             if let network = plan.network { try NetworkSetup.wire(network) }
             try state.savePlan(plan)
@@ -43,15 +58,16 @@ struct Run: ParsableCommand {
         }
         SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
         if ownTerminal { _ = cposix_make_raw(0) }
-        defer { if ownTerminal { tcsetattr(0, TCSANOW, &saved) } }
+        defer { restoreTerminal() }
 
         let pid: pid_t
         do {
             pid = try VMMProcess.spawn(globals: globals.runtime, id: id,
                                        consoleSocket: terminal ? consoleSocket : nil, consoleSize: plan.spec.process?.consoleSize,
-                                       followTerminal: ownTerminal)
+                                       followTerminal: ownTerminal, spawned: signals.spawned)
             if let pidFile { try writePidFile(pidFile, pid) }
             _ = try ControlChannel.request("start", socket: state.controlSocket)
+            signals.started(controlSocket: state.controlSocket)
         } catch {
             try? ContainerLookup(root: globals.root, id: id).killVMM()
             if let network = plan.network { NetworkSetup.release(network) }
@@ -61,20 +77,9 @@ struct Run: ParsableCommand {
         Start.runPoststartHooks(root: globals.root, id: id, reporter: globals.reporter)
         guard !detach else { return }
 
-        // Like `runc run`: signals sent to us go to the container's process. With our
-        // own terminal the VMM gets SIGWINCH itself (same process group) and resizes.
-        let forwarded = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2] + (ownTerminal ? [] : [SIGWINCH])
-        let socket = state.controlSocket
-        let sources = forwarded.map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { _ = try? ControlChannel.request("kill \(number)", socket: socket, timeout: 5) }
-            source.resume()
-            return source
-        }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        sources.forEach { $0.cancel() }
+        signals.cancel()
         if let lookup = try? ContainerLookup(root: globals.root, id: id) { try? lookup.remove(reporter: globals.reporter) }
         throw ExitCode(status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
     }

@@ -63,7 +63,13 @@ struct VMMCommand: ParsableCommand {
             VMMProcess.report(readyFd, .failure(error))
             Foundation.exit(1)
         }
-        VMMProcess.report(readyFd, .success(()))
+        // Whoever spawned us never hears that the container exists (it was killed, or
+        // a `run` was interrupted and removed the state): nobody will start or delete
+        // this container, so it ends here rather than hold its RAM for nothing.
+        guard VMMProcess.report(readyFd, .success(())) else {
+            reporter.error("container \(id): created, but its creator is gone (the ready pipe is closed); the VMM ends")
+            Foundation.exit(1)
+        }
         let outcome = host.waitForEnd()
         switch outcome {
         case .exited(let code): throw ExitCode(code)

@@ -109,6 +109,45 @@ extension VMBootTests {
             #expect(try String(contentsOf: out, encoding: .utf8) == "started\ngot TERM\n")
         }
 
+
+        /// A signal that reaches `run` while its container is still being made (here as
+        /// soon as the plan is saved, seconds before the guest can start a process) aborts
+        /// the run: exit 128+15, the VMM killed, no state and no process left. This is
+        /// what ends a boot that hangs under Ctrl-C or a `timeout`.
+        @Test func aSignalBeforeTheProcessStartedAbortsTheRunAndLeavesNothing() throws {
+            try requireKVM()
+            let id = "run-abort-\(getpid())"
+            let bundle = try Self.makeBundle(args: ["sh", "-c", "trap '' TERM; echo started; while :; do read -t 1 x; done"])
+            defer { try? FileManager.default.removeItem(at: bundle) }
+            let root = bundle.appendingPathComponent("state").path
+            let log = bundle.appendingPathComponent("debug.log").path
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.smRunc)
+            process.arguments = ["--debug", "--log", log, "run", "--root", root, "-b", bundle.path, id]
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // The processes whose command line names this container: `run` and its VMM.
+            func processes() throws -> [[Substring]] {
+                try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { name in
+                    guard Int32(name) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+                    let words = String(decoding: cmdline, as: UTF8.self).split(separator: "\0")
+                    return words.contains(Substring(id)) ? words : nil
+                }
+            }
+            // Until the VMM is spawned (it then needs seconds to restore or boot and start).
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, process.isRunning, try !processes().contains(where: { $0.contains("vmm") }) { usleep(10_000) }
+            process.terminate()                      // SIGTERM to sm-runc, before the process can start
+            process.waitUntilExit()
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            #expect(process.terminationReason == .exit && process.terminationStatus == 128 + SIGTERM, "log: \(text.suffix(600))")
+            #expect(text.contains("interrupted by signal 15 before its process started"), "log: \(text.suffix(600))")
+            #expect(access("\(root)/\(id)", F_OK) != 0, "the state directory is left")
+            let left = try processes()
+            #expect(left.isEmpty, "processes of \(id) left: \(left)")
+        }
         @Test func theProcessGetsItsUserLimitsAndPrivileges() throws {
             try requireKVM()
             let bundle = try Self.makeBundle(

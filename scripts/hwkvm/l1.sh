@@ -76,7 +76,9 @@ INIT
   # Older entries of this cache are of other kernels or of other versions of this script.
   find "$cache" -mindepth 1 -maxdepth 1 ! -name "$key" -exec rm -rf {} +
 fi
-# The job's exit status comes back as the `hwkvm: job exit N` line.
+# The job's exit status comes back as the `hwkvm: job exit N` line. Every filter is
+# line-buffered (sed -u, grep --line-buffered; mawk would hold the lines until the end),
+# so a CI log shows the job's progress as it goes, and where it stopped if it hangs.
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 timeout "${SM_RUNC_HWKVM_TIMEOUT:-900}" qemu-system-x86_64 -M q35 -accel tcg -cpu EPYC,+svm,+npt \
   -m "${SM_RUNC_HWKVM_MEM_MIB:-4096}" -smp "${SM_RUNC_HWKVM_SMP:-2}" -nographic -no-reboot \
@@ -85,7 +87,7 @@ timeout "${SM_RUNC_HWKVM_TIMEOUT:-900}" qemu-system-x86_64 -M q35 -accel tcg -cp
   -virtfs local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs "local,path=$work,mount_tag=work,security_model=passthrough" 2>&1 \
   | sed -u 's/\r$//' | grep --line-buffered -v -e 'warning: TCG doesn' -e '^\s*$' \
-  | awk '/hwkvm: L1 up/{on=1} on || /hwkvm:/ {print; fflush()}' | tee "$out" || true
+  | sed -u -n '/hwkvm: L1 up/,$ {p;b}; /hwkvm:/p' | tee "$out" || true
 status=$(sed -n 's/^hwkvm: job exit \([0-9]*\)$/\1/p' "$out" | tail -1)
 [ -n "$status" ] || { echo "hwkvm: L1 ended without the job's status (timeout ${SM_RUNC_HWKVM_TIMEOUT:-900} s?)" >&2; exit 124; }
 exit "$status"

@@ -14,13 +14,21 @@ root=/run/sm-runc-hwkvm
 work=/tmp/hwkvm
 mkdir -p "$work" "$out"
 passed=0 failed=0 n=0
-ok()   { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; for line in "$@"; do echo "#   $line"; done; }
+# Each result line ends with the seconds since the previous one.
+mark=$(date +%s)
+took() { local now; now=$(date +%s); echo "$((now - mark)) s"; mark=$now; }
+ok()   { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1 ($(took))"; }
+fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1 ($(took))"; shift; for line in "$@"; do echo "#   $line"; done; }
 # check WHAT CONDITION-STATUS EVIDENCE...: ok when the status is 0.
 check() { local what=$1 status=$2; shift 2; if [ "$status" -eq 0 ]; then ok "$what"; else fail "$what" "$@"; fi; }
-smr() { timeout "${T:-240}" "$rt" --root "$root" "$@"; }
+# A command that outlives its time gets TERM (`run` then aborts and removes what it
+# made), and KILL 15 s later.
+smr() { timeout -k 15 "${T:-240}" "$rt" --root "$root" "$@"; }
+# The first-use snapshot maker and a boot give up (with each vCPU's MP state and RIP in
+# the error) well before a case's own timeout.
+export SM_RUNC_BOOT_TIMEOUT=${SM_RUNC_BOOT_TIMEOUT:-150}
 log_of() { echo "$out/$1.log"; }
-tail_of() { tail -n 5 "$1" 2>/dev/null | cut -c1-300; }
+tail_of() { tail -n 5 "$1" 2>/dev/null | cut -c1-300; grep -h -e "no snapshot made" -e "deadline of" "$1" 2>/dev/null | cut -c1-900; }
 
 # A busybox bundle: bundle DIR ARGS_JSON [MOUNTS_JSON] [RESOURCES_JSON]
 bundle() {
@@ -112,7 +120,7 @@ smr delete -f hw-exec; check "kill KILL + delete of the exec container" $? "$(st
 # 5. 2 vCPUs and a 256 MiB memory limit (podman --cpus 2 --memory 256m): 240 MiB of guest RAM.
 b=$work/size; bundle "$b" '["sh", "-c", "nproc; grep MemTotal /proc/meminfo; grep -c ^processor /proc/cpuinfo"]' "" \
   '{"memory": {"limit": 268435456}, "cpu": {"quota": 200000, "period": 100000}}'
-smr --debug --log "$(log_of size)" run -b "$b" hw-size < /dev/null > "$work/size.out" 2>&1; status=$?
+T=420 smr --debug --log "$(log_of size)" run -b "$b" hw-size < /dev/null > "$work/size.out" 2>&1; status=$?
 nproc=$(sed -n 1p "$work/size.out"); memkb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' "$work/size.out")
 [ "$status" -eq 0 ] && [ "$nproc" = 2 ] && [ -n "$memkb" ] && [ "$memkb" -gt 150000 ] && [ "$memkb" -le 245760 ] \
   && grep -q "microVM size: 240 MiB, 2 vCPU" "$(log_of size)"

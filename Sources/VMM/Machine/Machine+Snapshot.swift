@@ -64,8 +64,9 @@ extension Machine {
                 throw MachineError.snapshotFailed("the guest ended before its snapshot point: \(exit)")
             }
             if monotonicSeconds() - began > limit {
+                sampleAll()
                 _ = end()
-                throw MachineError.snapshotFailed("no `\(SnapshotPoint.readyLine)` line within \(Int(limit)) s")
+                throw MachineError.snapshotFailed("no `\(SnapshotPoint.readyLine)` line within \(Int(limit)) s (\(whereabouts()))")
             }
         }
         let booted = monotonicSeconds()

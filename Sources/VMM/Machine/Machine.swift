@@ -277,9 +277,11 @@ public final class Machine: @unchecked Sendable {
         let running = try launch()
         if let deadline = configuration.deadlineSeconds {
             if running.finished.wait(timeout: .now() + deadline) == .timedOut {
+                sampleAll()
                 stopAll()
                 running.finished.wait()
                 running.result.withLock { if $0 == nil || $0 == .vmmError("stopped") { $0 = .deadlineExceeded(seconds: deadline) } }
+                configuration.log("deadline of \(Int(deadline)) s passed: \(whereabouts())")
             }
         } else {
             running.finished.wait()
@@ -443,6 +445,28 @@ public final class Machine: @unchecked Sendable {
     /// Stops a running guest from another thread.
     public func requestStop() {
         if launched.load(ordering: .sequentiallyConsistent) { stopAll() }
+    }
+
+    /// Asks every vCPU to record where it is (MP state, CS, RIP) as it leaves KVM_RUN,
+    /// then gives them 200 ms to: for `whereabouts`, once the threads are joined.
+    func sampleAll() {
+        for runner in vcpus {
+            runner.profiling.store(true, ordering: .sequentiallyConsistent)
+            runner.kick()
+        }
+        usleep(200_000)
+    }
+
+    /// After the vCPU threads ended: each one's last sample and its VM exits, for the
+    /// error about a guest that did not get where it should ("vCPU 1: mp_state 0 ...").
+    func whereabouts() -> String {
+        vcpus.enumerated().map { index, runner in
+            let place = runner.samples.last.map {
+                "mp_state \($0.mpState), cs 0x\(String($0.codeSegment, radix: 16)), rip 0x\(String($0.rip, radix: 16))"
+            } ?? "no sample"
+            let exits = runner.statistics.snapshot.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            return "vCPU \(index): \(place); exits: \(exits.isEmpty ? "none" : exits)"
+        }.joined(separator: "; ")
     }
 
     /// Every vCPU thread leaves KVM_RUN and ends.
