@@ -75,11 +75,14 @@ let package = Package(
         ),
         // The reference VMM (Debian's qemu microvm) for benchmarks and the software-CPU boot test.
         .target(name: "ReferenceVMM", dependencies: ["AgentProtocol"]),
+        // A private podman configuration (storage, CNI, events under one directory) for
+        // the engine tests and benchmarks.
+        .target(name: "PodmanSandbox"),
         // Benchmarks: programs that print figures (not timed tests).
         .executableTarget(
             name: "sm-bench",
             dependencies: [
-                "VMM", "AgentProtocol", "ReferenceVMM",
+                "VMM", "AgentProtocol", "ReferenceVMM", "PodmanSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/sm-bench"
@@ -92,6 +95,7 @@ let package = Package(
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "OCIBundle"]),
         // The engine without a VM: plan, control socket, state directory, snapshot cache.
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "VMM", "AgentProtocol", "OCIBundle"]),
-        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix"]),
+        .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix", "PodmanSandbox"]),
+        .testTarget(name: "PodmanSandboxTests", dependencies: ["PodmanSandbox"]),
     ]
 )

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PodmanSandbox
 import Synchronization
 import VMM
 
@@ -427,47 +428,13 @@ struct Work {
     }
     var applets: Int { (try? FileManager.default.contentsOfDirectory(atPath: rootfs + "/bin").count - 1) ?? 0 }
 
-    var environment: [String] {
-        [
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME=/root",
-            "CONTAINERS_CONF=\(config)/containers.conf",
-            "CONTAINERS_STORAGE_CONF=\(config)/storage.conf",
-        ]
-    }
+    /// engines.md §8: no network namespace setup (`--network none`).
+    var sandbox: PodmanSandbox { PodmanSandbox(directory: config, networkNone: true) }
+    var environment: [String] { sandbox.environmentList }
 
     func prepare(busybox: String) throws {
         let fm = FileManager.default
-        for dir in ["storage", "run", "tmp", "vols", "cni"] {
-            try fm.createDirectory(atPath: config + "/" + dir, withIntermediateDirectories: true)
-        }
-        try """
-            [storage]
-            driver = "overlay"
-            graphroot = "\(config)/storage"
-            runroot = "\(config)/run"
-
-            """.write(toFile: config + "/storage.conf", atomically: true, encoding: .utf8)
-        // engines.md §8: no network namespace setup, cgroupfs (no systemd), file events,
-        // ulimits within the host's hard limits (no CAP_SYS_RESOURCE, nofile 20000).
-        try """
-            [containers]
-            netns = "none"
-            cgroupns = "private"
-            log_driver = "k8s-file"
-            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-            [engine]
-            cgroup_manager = "cgroupfs"
-            events_logger = "file"
-            events_logfile_path = "\(config)/tmp/events.log"
-            tmp_dir = "\(config)/tmp"
-            volume_path = "\(config)/vols"
-            static_dir = "\(config)/storage/libpod"
-            [network]
-            network_backend = "cni"
-            network_config_dir = "\(config)/cni"
-
-            """.write(toFile: config + "/containers.conf", atomically: true, encoding: .utf8)
+        try sandbox.write()
         for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
             try fm.createDirectory(atPath: rootfs + "/" + dir, withIntermediateDirectories: true)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PodmanSandbox
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -181,38 +182,18 @@ struct NetBenchmark: ParsableCommand {
 /// A podman of the benchmark's own (storage, CNI config, network) under /tmp.
 struct PrivatePodman {
     let work = URL(fileURLWithPath: "/tmp/sm-bench-net-\(getpid())")
-    var environment: [String: String] {
-        ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-         "CONTAINERS_CONF": work.appendingPathComponent("containers.conf").path,
-         "CONTAINERS_STORAGE_CONF": work.appendingPathComponent("storage.conf").path]
-    }
+    /// podman's CNI bridge: the benchmark's own network is made in `cni/`.
+    var sandbox: PodmanSandbox { PodmanSandbox(directory: work.path, networkNone: false) }
+    var environment: [String: String] { sandbox.environment }
 
     init() throws {
-        for dir in ["storage", "run", "tmp", "vols", "cni", "rootfs/bin", "rootfs/www", "rootfs/tmp"] {
+        for dir in ["rootfs/bin", "rootfs/www", "rootfs/tmp"] {
             try FileManager.default.createDirectory(at: work.appendingPathComponent(dir), withIntermediateDirectories: true)
         }
     }
 
     func prepare(megabytes: Int) throws {
-        let path = work.path
-        try "[storage]\ndriver = \"overlay\"\ngraphroot = \"\(path)/storage\"\nrunroot = \"\(path)/run\"\n"
-            .write(to: work.appendingPathComponent("storage.conf"), atomically: true, encoding: .utf8)
-        try """
-            [containers]
-            cgroupns = "private"
-            log_driver = "k8s-file"
-            default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-            [engine]
-            cgroup_manager = "cgroupfs"
-            events_logger = "file"
-            events_logfile_path = "\(path)/tmp/events.log"
-            tmp_dir = "\(path)/tmp"
-            volume_path = "\(path)/vols"
-            static_dir = "\(path)/storage/libpod"
-            [network]
-            network_backend = "cni"
-            network_config_dir = "\(path)/cni"
-            """.write(to: work.appendingPathComponent("containers.conf"), atomically: true, encoding: .utf8)
+        try sandbox.write()
         let rootfs = work.appendingPathComponent("rootfs")
         try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs.appendingPathComponent("bin/busybox").path)
         for applet in ["sh", "httpd", "nc", "sleep"] {
@@ -234,27 +215,10 @@ struct PrivatePodman {
 
     /// Output to files, waited for with waitpid (podman leaves conmon holding pipes).
     func execute(_ command: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let tag = UInt32.random(in: 0...UInt32.max)
-        let files = ["out", "err"].map { work.appendingPathComponent("call-\(tag).\($0)").path }
-        defer { files.forEach { unlink($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, files[0], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, files[1], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = childSpawnAttributes()
-        defer { posix_spawnattr_destroy(&attributes) }
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw NetBenchmark.Failure(description: "spawn \(command[0]): \(String(cString: strerror(rc)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f),
-                (try? String(contentsOfFile: files[0], encoding: .utf8)) ?? "", (try? String(contentsOfFile: files[1], encoding: .utf8)) ?? "")
+        let result: FileOutputCommand.Result
+        do { result = try FileOutputCommand(scratch: work.path, environment: sandbox.environmentList).run(command) }
+        catch { throw NetBenchmark.Failure(description: "spawn \(command[0]): \(error)") }
+        return (result.status, result.stdout, result.stderr)
     }
 
     func cleanUp() {

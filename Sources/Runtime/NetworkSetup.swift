@@ -39,7 +39,8 @@ package enum NetworkSetup {
     /// The network for `spec`: nil for a new netns without a path (runc would make an
     /// empty one: the guest gets `lo` only) or a netns with only `lo` (podman
     /// `--network none`). No network entry means the host's network, which a microVM
-    /// cannot join: refused.
+    /// cannot join: refused. Called by `CreateRequest.validated` once the namespace
+    /// paths are checked.
     package static func plan(for spec: Spec, debug: (String) -> Void) throws -> ContainerNetwork? {
         guard let namespace = spec.linux?.namespaces?.first(where: { $0.type == .network }) else {
             throw RuntimeError("linux.namespaces: no \"network\" namespace, so the container would share the host's network " +
@@ -50,7 +51,8 @@ package enum NetworkSetup {
             debug("network: a new network namespace without a path: the guest has lo only")
             return nil
         }
-        try checkIsNetworkNamespace(path)
+        // The path is a network namespace: `NamespacePaths.check` made sure of every
+        // path before this (CreateRequest.validated), the one place that checks them.
         let links = try json(path, ["ip", "-j", "-d", "link", "show"])
         var candidates: [[String: Any]] = []
         var stale = false
@@ -137,11 +139,6 @@ package enum NetworkSetup {
         guard FileManager.default.fileExists(atPath: network.netnsPath) else { return }
         _ = try? run(network.netnsPath, ["ip", "link", "del", "dev", network.tap])
         _ = try? run(network.netnsPath, ["tc", "qdisc", "del", "dev", network.hostInterface, "ingress"])
-    }
-
-    /// NS_GET_NSTYPE on the path: it must be a network namespace (`NamespacePaths`).
-    package static func checkIsNetworkNamespace(_ path: String) throws {
-        try NamespacePaths.check([Namespace(type: .network, path: path)])
     }
 
     // MARK: - running iproute2 in the netns

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import PodmanSandbox
 
 /// The container's network (issue 17): a tap in the container's netns wired to the
 /// engine's interface with tc mirred redirects, the guest's eth0 configured by the
@@ -15,27 +16,9 @@ extension VMBootTests {
         /// Runs a tool with its output in files (podman leaves conmon behind holding
         /// pipes), in `environment` plus a fixed PATH.
         static func shell(_ tool: String, _ arguments: [String], environment: [String] = []) throws -> Result {
-            try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-            let tag = "\(UInt32.random(in: 0...UInt32.max))"
-            let files = ["out", "err"].map { work.appendingPathComponent("call-\(tag).\($0)").path }
-            defer { files.forEach { unlink($0) } }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, files[0], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            posix_spawn_file_actions_addopen(&actions, 2, files[1], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            let argv = ([tool] + arguments).map { strdup($0) } + [nil]
-            let envp = (["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"] + environment).map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-            var pid: pid_t = 0
-            let rc = posix_spawn(&pid, tool, &actions, nil, argv, envp)
-            guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            return Result(status: code, stdout: (try? String(contentsOfFile: files[0], encoding: .utf8)) ?? "",
-                          stderr: (try? String(contentsOfFile: files[1], encoding: .utf8)) ?? "")
+            let result = try FileOutputCommand(scratch: work.path, environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"] + environment)
+                .run([tool] + arguments)
+            return Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
         }
 
         @discardableResult
@@ -134,10 +117,11 @@ extension VMBootTests {
 
         // MARK: - podman
 
+        /// A private podman with podman's CNI bridge (its own CNI config directory).
+        static var sandbox: PodmanSandbox { PodmanSandbox(directory: work.appendingPathComponent("podman").path, networkNone: false) }
+
         static var podmanEnvironment: [String] {
-            let config = work.appendingPathComponent("podman")
-            return ["CONTAINERS_CONF=" + config.appendingPathComponent("containers.conf").path,
-                    "CONTAINERS_STORAGE_CONF=" + config.appendingPathComponent("storage.conf").path]
+            ["CONTAINERS_CONF=" + sandbox.containersConf, "CONTAINERS_STORAGE_CONF=" + sandbox.storageConf]
         }
 
         static func podman(_ arguments: [String]) throws -> Result {
@@ -154,32 +138,7 @@ extension VMBootTests {
                 Issue.record("podman is not installed (scripts/setup-deps.sh installs it)")
                 throw CancellationError()
             }
-            let config = work.appendingPathComponent("podman")
-            for dir in ["storage", "run", "tmp", "vols", "cni"] {
-                try FileManager.default.createDirectory(at: config.appendingPathComponent(dir), withIntermediateDirectories: true)
-            }
-            try """
-                [storage]
-                driver = "overlay"
-                graphroot = "\(config.path)/storage"
-                runroot = "\(config.path)/run"
-                """.write(to: config.appendingPathComponent("storage.conf"), atomically: true, encoding: .utf8)
-            try """
-                [containers]
-                cgroupns = "private"
-                log_driver = "k8s-file"
-                default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-                [engine]
-                cgroup_manager = "cgroupfs"
-                events_logger = "file"
-                events_logfile_path = "\(config.path)/tmp/events.log"
-                tmp_dir = "\(config.path)/tmp"
-                volume_path = "\(config.path)/vols"
-                static_dir = "\(config.path)/storage/libpod"
-                [network]
-                network_backend = "cni"
-                network_config_dir = "\(config.path)/cni"
-                """.write(to: config.appendingPathComponent("containers.conf"), atomically: true, encoding: .utf8)
+            try sandbox.write()
             let rootfs = try RunCommandTests.makeBundle(args: ["true"], applets: ["httpd", "wget", "nslookup", "ip", "sleep"])
             defer { try? FileManager.default.removeItem(at: rootfs) }
             let www = rootfs.appendingPathComponent("rootfs/www")

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import PodmanSandbox
 
 /// podman 4.3 (Debian's) driving sm-runc as its --runtime, on a local busybox image
 /// made without a registry, in a private podman configuration (engines.md §8/§9:
@@ -8,6 +9,8 @@ extension VMBootTests {
     @Suite struct PodmanTests {
         static let work = URL(fileURLWithPath: "/tmp/sm-runc-podman-\(getpid())")
         static let image = "localhost/sm-runc-bb"
+        /// Its own storage and containers.conf; `--network none` (engines.md §8).
+        static let sandbox = PodmanSandbox(directory: work.appendingPathComponent("podman").path, networkNone: true)
 
         struct Result { var status: Int32; var stdout: String; var stderr: String }
 
@@ -17,33 +20,7 @@ extension VMBootTests {
                 Issue.record("podman is not installed (scripts/setup-deps.sh installs it)")
                 throw CancellationError()
             }
-            let config = work.appendingPathComponent("podman")
-            for dir in ["storage", "run", "tmp", "vols", "cni"] {
-                try FileManager.default.createDirectory(at: config.appendingPathComponent(dir), withIntermediateDirectories: true)
-            }
-            try """
-                [storage]
-                driver = "overlay"
-                graphroot = "\(config.path)/storage"
-                runroot = "\(config.path)/run"
-                """.write(to: config.appendingPathComponent("storage.conf"), atomically: true, encoding: .utf8)
-            try """
-                [containers]
-                netns = "none"
-                cgroupns = "private"
-                log_driver = "k8s-file"
-                default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-                [engine]
-                cgroup_manager = "cgroupfs"
-                events_logger = "file"
-                events_logfile_path = "\(config.path)/tmp/events.log"
-                tmp_dir = "\(config.path)/tmp"
-                volume_path = "\(config.path)/vols"
-                static_dir = "\(config.path)/storage/libpod"
-                [network]
-                network_backend = "cni"
-                network_config_dir = "\(config.path)/cni"
-                """.write(to: config.appendingPathComponent("containers.conf"), atomically: true, encoding: .utf8)
+            try sandbox.write()
             // The image: a busybox tree imported as a tarball.
             let rootfs = try RunCommandTests.makeBundle(args: ["true"], applets: ["sleep", "ls", "touch", "tty", "id"])
             defer { try? FileManager.default.removeItem(at: rootfs) }
@@ -57,34 +34,8 @@ extension VMBootTests {
         /// Runs a tool with stdin/stdout/stderr in files and waits for it with waitpid
         /// (podman leaves conmon behind; nothing here depends on pipes closing).
         static func shell(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Result {
-            let config = work.appendingPathComponent("podman")
-            let environment = [
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "HOME=/root",
-                "CONTAINERS_CONF=" + config.appendingPathComponent("containers.conf").path,
-                "CONTAINERS_STORAGE_CONF=" + config.appendingPathComponent("storage.conf").path,
-            ]
-            let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            let files = ["in", "out", "err"].map { work.appendingPathComponent("call-\(tag).\($0)").path }
-            defer { files.forEach { unlink($0) } }
-            FileManager.default.createFile(atPath: files[0], contents: Data((stdin ?? "").utf8))
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, stdin == nil ? "/dev/null" : files[0], O_RDONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 1, files[1], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            posix_spawn_file_actions_addopen(&actions, 2, files[2], O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            let argv = ([tool] + arguments).map { strdup($0) } + [nil]
-            let envp = environment.map { strdup($0) } + [nil]
-            defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-            var pid: pid_t = 0
-            let rc = posix_spawn(&pid, tool, &actions, nil, argv, envp)
-            guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            return Result(status: code, stdout: (try? String(contentsOfFile: files[1], encoding: .utf8)) ?? "",
-                          stderr: (try? String(contentsOfFile: files[2], encoding: .utf8)) ?? "")
+            let result = try FileOutputCommand(scratch: work.path, environment: sandbox.environmentList).run([tool] + arguments, stdin: stdin)
+            return Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
         }
 
         static func podman(_ arguments: [String], stdin: String? = nil) throws -> Result {

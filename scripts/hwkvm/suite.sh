@@ -16,9 +16,9 @@ mkdir -p "$work" "$out"
 passed=0 failed=0 n=0
 # Each result line ends with the seconds since the previous one.
 mark=$(date +%s)
-took() { local now; now=$(date +%s); echo "$((now - mark)) s"; mark=$now; }
-ok()   { n=$((n + 1)); passed=$((passed + 1)); echo "ok $n - $1 ($(took))"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1 ($(took))"; shift; for line in "$@"; do echo "#   $line"; done; }
+took() { local now; now=$(date +%s); took="$((now - mark)) s"; mark=$now; }
+ok()   { n=$((n + 1)); passed=$((passed + 1)); took; echo "ok $n - $1 ($took)"; }
+fail() { n=$((n + 1)); failed=$((failed + 1)); took; echo "not ok $n - $1 ($took)"; shift; for line in "$@"; do echo "#   $line"; done; }
 # check WHAT CONDITION-STATUS EVIDENCE...: ok when the status is 0.
 check() { local what=$1 status=$2; shift 2; if [ "$status" -eq 0 ]; then ok "$what"; else fail "$what" "$@"; fi; }
 # A command that outlives its time gets TERM (`run` then aborts and removes what it
