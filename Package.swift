@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "HooksTests", dependencies: ["Hooks", "OCIBundle"]),
         .testTarget(name: "CgroupsTests", dependencies: ["Cgroups", "OCIBundle"]),
         // The engine without a VM: plan, control socket, state directory, snapshot cache.
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "VMM", "AgentProtocol", "OCIBundle"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "VMM", "AgentProtocol", "OCIBundle", "CPosix"]),
         .testTarget(name: "GuestBootTests", dependencies: ["VMM", "AgentProtocol", "ReferenceVMM", "CPosix", "PodmanSandbox"]),
         .testTarget(name: "PodmanSandboxTests", dependencies: ["PodmanSandbox"]),
     ]

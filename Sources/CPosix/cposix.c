@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <signal.h>
 #include <errno.h>
 #include <sched.h>
 #include <fcntl.h>
@@ -20,7 +21,21 @@ int cposix_spawn_closefrom(posix_spawn_file_actions_t *actions, int from) {
 }
 
 int cposix_spawn_setsid(posix_spawnattr_t *attributes) {
-    return posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID);
+    short flags = 0;
+    posix_spawnattr_getflags(attributes, &flags);
+    return posix_spawnattr_setflags(attributes, flags | POSIX_SPAWN_SETSID);
+}
+
+int cposix_spawn_default_signals(posix_spawnattr_t *attributes) {
+    static const int reset[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE, SIGCHLD };
+    sigset_t defaults, none;
+    sigemptyset(&defaults);
+    for (unsigned i = 0; i < sizeof reset / sizeof reset[0]; i++) sigaddset(&defaults, reset[i]);
+    sigemptyset(&none);
+    short flags = 0;
+    posix_spawnattr_getflags(attributes, &flags);
+    if (posix_spawnattr_setsigdefault(attributes, &defaults) != 0 || posix_spawnattr_setsigmask(attributes, &none) != 0) return -1;
+    return posix_spawnattr_setflags(attributes, flags | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 }
 
 int cposix_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }

@@ -78,6 +78,8 @@ package enum VMMProcess {
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         if let stdio { for fd: Int32 in 0...2 { posix_spawn_file_actions_adddup2(&actions, stdio, fd) } }
+        // Our own signal set-up (`run` ignores and forwards INT, TERM...) is not the child's.
+        cposix_spawn_default_signals(&attributes)
         if newSession { cposix_spawn_setsid(&attributes) }
         cposix_spawn_closefrom(&actions, readyFD + 1)
         let argv = (["sm-runc"] + arguments).map { strdup($0) } + [nil]

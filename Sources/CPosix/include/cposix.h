@@ -37,6 +37,10 @@ int cposix_pipe_cloexec(int fds[2]);
 int cposix_spawn_closefrom(posix_spawn_file_actions_t *actions, int from);
 /// posix_spawnattr flags: POSIX_SPAWN_SETSID (a GNU extension).
 int cposix_spawn_setsid(posix_spawnattr_t *attributes);
+/// The child starts with the default disposition and unblocked for the signals a
+/// runtime handles (INT, TERM, HUP, QUIT, USR1, USR2, WINCH, PIPE, CHLD), whatever the
+/// parent set for itself (`run` ignores and forwards them). Keeps the other flags.
+int cposix_spawn_default_signals(posix_spawnattr_t *attributes);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1): orphans below us become our children, as they
 /// do under conmon and the containerd shim (tests use it to reap the VMM process).
 int cposix_set_child_subreaper(void);
