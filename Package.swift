@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "ReferenceVMM", dependencies: ["AgentProtocol"]),
         // A private podman configuration (storage, CNI, events under one directory) for
         // the engine tests and benchmarks.
-        .target(name: "PodmanSandbox"),
+        .target(name: "PodmanSandbox", dependencies: ["CPosix"]),
         // Benchmarks: programs that print figures (not timed tests).
         .executableTarget(
             name: "sm-bench",

@@ -365,10 +365,10 @@ final class Interrupts: @unchecked Sendable {
     }
 
     /// posix_spawn of `argv` with `environment`, default signal dispositions and an
-    /// empty mask (`childSpawnAttributes`); the child is recorded under the lock, so an
+    /// empty mask (`FileOutputCommand.childAttributes`); the child is recorded under the lock, so an
     /// interrupt or a deadline can kill it (the caller clears `child` before reaping).
     func spawn(_ argv: [String], environment: [String], actions: inout posix_spawn_file_actions_t) throws -> pid_t {
-        var attributes = childSpawnAttributes()
+        var attributes = FileOutputCommand.childAttributes()
         defer { posix_spawnattr_destroy(&attributes) }
         let cArguments = argv.map { strdup($0) } + [nil]
         let cEnvironment = environment.map { strdup($0) } + [nil]

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import VMM
-import PodmanSandbox
 
 // What every benchmark computes and prints its figures with.
 
@@ -18,6 +17,3 @@ func mean(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.reduce(
 func fixed(_ value: Double?, digits: Int = 3) -> String { value.map { formatFixed($0, digits: digits) } ?? "-" }
 
 func firstLine(_ text: String) -> String { text.split(separator: "\n").first.map(String.init) ?? "" }
-
-/// The child's signal set-up for every command a benchmark spawns (`FileOutputCommand`).
-func childSpawnAttributes() -> posix_spawnattr_t { FileOutputCommand.childAttributes() }

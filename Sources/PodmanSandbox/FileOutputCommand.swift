@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import CPosix
 
 /// Runs a command with stdin from a string (or /dev/null) and stdout and stderr in
 /// files, and waits for it with waitpid: podman leaves conmon behind holding any pipe it
@@ -61,19 +62,13 @@ public struct FileOutputCommand: Sendable {
                       stderr: (try? String(contentsOfFile: files[2], encoding: .utf8)) ?? "")
     }
 
-    /// Default disposition for the signals a runtime forwards and SIGPIPE/SIGCHLD, and an
-    /// empty signal mask, in the child.
+    /// posix_spawn attributes with the child's signals at their defaults and unblocked
+    /// (`cposix_spawn_default_signals`, as the runtime spawns its VMM). Call
+    /// `posix_spawnattr_destroy` after the spawn.
     public static func childAttributes() -> posix_spawnattr_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in [SIGINT, SIGTERM, SIGPIPE, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        cposix_spawn_default_signals(&attributes)
         return attributes
     }
 }

@@ -41,10 +41,14 @@ struct Run: ParsableCommand {
             var saved = saved
             if ownTerminal { tcsetattr(0, TCSANOW, &saved) }
         }
-        let signals = RunSignals(forwarded) { [globals, id, network = plan.network] number in
-            globals.reporter.debug("run of \(id) interrupted by signal \(number) before its process started: the container is removed")
+        // What a run that fails or is interrupted before its process started takes away.
+        let discard: @Sendable () -> Void = { [state, network = plan.network] in
             if let network { NetworkSetup.release(network) }
-            try? StateDirectory(root: globals.root, id: id).remove()
+            try? state.remove()
+        }
+        let signals = RunSignals(forwarded) { [globals, id] number in
+            globals.reporter.debug("run of \(id) interrupted by signal \(number) before its process started: the container is removed")
+            discard()
             restoreTerminal()
         }
         defer { signals.cancel() }
@@ -52,8 +56,7 @@ struct Run: ParsableCommand {
             if let network = plan.network { try NetworkSetup.wire(network) }
             try state.savePlan(plan)
         } catch {
-            if let network = plan.network { NetworkSetup.release(network) }
-            try? state.remove()
+            discard()
             throw error
         }
         SnapshotCache.makeOnFirstUse(plan) { [reporter = globals.reporter] in reporter.debug($0) }
@@ -70,8 +73,7 @@ struct Run: ParsableCommand {
             signals.started(controlSocket: state.controlSocket)
         } catch {
             try? ContainerLookup(root: globals.root, id: id).killVMM()
-            if let network = plan.network { NetworkSetup.release(network) }
-            try? state.remove()
+            discard()
             throw error
         }
         Start.runPoststartHooks(root: globals.root, id: id, reporter: globals.reporter)

@@ -11,14 +11,13 @@ extension VMBootTests {
     @Suite struct NetworkTests {
         static let work = URL(fileURLWithPath: "/tmp/sm-runc-net-\(getpid())")
 
-        struct Result { var status: Int32; var stdout: String; var stderr: String }
+        typealias Result = FileOutputCommand.Result
 
         /// Runs a tool with its output in files (podman leaves conmon behind holding
         /// pipes), in `environment` plus a fixed PATH.
         static func shell(_ tool: String, _ arguments: [String], environment: [String] = []) throws -> Result {
-            let result = try FileOutputCommand(scratch: work.path, environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"] + environment)
+            try FileOutputCommand(scratch: work.path, environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"] + environment)
                 .run([tool] + arguments)
-            return Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
         }
 
         @discardableResult

@@ -12,7 +12,7 @@ extension VMBootTests {
         /// Its own storage and containers.conf; `--network none` (engines.md §8).
         static let sandbox = PodmanSandbox(directory: work.appendingPathComponent("podman").path, networkNone: true)
 
-        struct Result { var status: Int32; var stdout: String; var stderr: String }
+        typealias Result = FileOutputCommand.Result
 
         /// The podman environment: its own storage and containers.conf.
         static func prepare() throws {
@@ -34,8 +34,7 @@ extension VMBootTests {
         /// Runs a tool with stdin/stdout/stderr in files and waits for it with waitpid
         /// (podman leaves conmon behind; nothing here depends on pipes closing).
         static func shell(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> Result {
-            let result = try FileOutputCommand(scratch: work.path, environment: sandbox.environmentList).run([tool] + arguments, stdin: stdin)
-            return Result(status: result.status, stdout: result.stdout, stderr: result.stderr)
+            try FileOutputCommand(scratch: work.path, environment: sandbox.environmentList).run([tool] + arguments, stdin: stdin)
         }
 
         static func podman(_ arguments: [String], stdin: String? = nil) throws -> Result {

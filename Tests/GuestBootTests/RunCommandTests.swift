@@ -109,9 +109,8 @@ extension VMBootTests {
             #expect(try String(contentsOf: out, encoding: .utf8) == "started\ngot TERM\n")
         }
 
-
         /// A signal that reaches `run` while its container is still being made (here as
-        /// soon as the plan is saved, seconds before the guest can start a process) aborts
+        /// soon as its VMM exists, seconds before the guest can start a process) aborts
         /// the run: exit 128+15, the VMM killed, no state and no process left. This is
         /// what ends a boot that hangs under Ctrl-C or a `timeout`.
         @Test func aSignalBeforeTheProcessStartedAbortsTheRunAndLeavesNothing() throws {
@@ -148,6 +147,7 @@ extension VMBootTests {
             let left = try processes()
             #expect(left.isEmpty, "processes of \(id) left: \(left)")
         }
+
         @Test func theProcessGetsItsUserLimitsAndPrivileges() throws {
             try requireKVM()
             let bundle = try Self.makeBundle(
